@@ -1,0 +1,219 @@
+# Shim of MicroPython's `esp32` module for the host: esp32.Partition on a flash file.
+#
+# Strict about what ESP-IDF enforces: 4096-byte erase sectors, erase-before-write (NOR flash can
+# only clear bits), bounds, image validation in set_boot(), and the same OSError codes that
+# MicroPython's check_esp_err() raises (errno = -esp_err_t, message = the ESP-IDF name). The flash
+# file holds ESP-IDF's own binary formats (see espidf.py), so the virtual board and any ESP-IDF
+# reader see the same bytes.
+#
+# Which flash: esp32.attach(path, chip, running) or, for a firmware process started by the
+# virtual board, the environment variables FOTA_FLASH, FOTA_CHIP and FOTA_RUNNING (the label of
+# the slot the emulated bootloader started). The shim's own helpers start with `attach`/`detach`
+# and are not part of the device API; firmware code is type-checked against the real stubs.
+
+import errno
+import os
+
+import espidf
+
+_board = None
+
+
+class _Board:
+    def __init__(self, path, chip, running):
+        self.flash = espidf.Flash(path)
+        self.chip_id = espidf.CHIP_IDS[chip]
+        self.parts = espidf.partitions(self.flash)
+        if running is None:
+            _, entries = espidf.read_otadata(self.flash, self.parts)
+            self.running = espidf.boot_slot(self.parts, entries)
+        else:
+            self.running = _find_entry(self.parts, running)
+            if self.running is None:
+                raise ValueError("no partition labelled " + running)
+
+
+def attach(path, chip="esp32", running=None):
+    """Use the flash file at path; running: label of the booted slot (default: from otadata)."""
+    global _board
+    detach()
+    _board = _Board(path, chip, running)
+
+
+def detach():
+    global _board
+    if _board is not None:
+        _board.flash.close()
+        _board = None
+
+
+def _get_board():
+    if _board is None:
+        path = os.getenv("FOTA_FLASH")
+        if not path:
+            raise OSError(errno.ENODEV, "esp32 shim: no flash attached (FOTA_FLASH unset)")
+        attach(path, os.getenv("FOTA_CHIP") or "esp32", os.getenv("FOTA_RUNNING") or None)
+    return _board
+
+
+def _find_entry(parts, label, ptype=None, subtype=espidf.SUBTYPE_ANY):
+    for p in parts:
+        if label is not None and p[0] != label:
+            continue
+        if ptype is not None and p[1] != ptype:
+            continue
+        if subtype != espidf.SUBTYPE_ANY and p[2] != subtype:
+            continue
+        return p
+    return None
+
+
+def _check_range(part, offset, size, erase):
+    # esp_partition_read/write/erase_range argument checks, in ESP-IDF's order.
+    if offset > part[4]:
+        raise espidf.esp_error(espidf.ESP_ERR_INVALID_ARG, "offset past the partition end")
+    if size > part[4] - offset:
+        raise espidf.esp_error(espidf.ESP_ERR_INVALID_SIZE, "range past the partition end")
+    if erase and size % espidf.SECTOR:
+        raise espidf.esp_error(espidf.ESP_ERR_INVALID_SIZE, "erase size not a multiple of 4096")
+    if erase and offset % espidf.SECTOR:
+        raise espidf.esp_error(espidf.ESP_ERR_INVALID_ARG, "erase offset not 4096-aligned")
+
+
+class Partition:
+    BOOT = 0
+    RUNNING = 1
+    TYPE_APP = 0
+    TYPE_DATA = 1
+
+    def __init__(self, id, block_size=4096):
+        board = _get_board()
+        if isinstance(id, int):
+            if id == Partition.BOOT:
+                _, entries = espidf.read_otadata(board.flash, board.parts)
+                part = espidf.boot_slot(board.parts, entries, False)
+            elif id == Partition.RUNNING:
+                part = board.running
+            else:
+                raise ValueError()
+        else:
+            part = _find_entry(board.parts, id, espidf.TYPE_APP)
+            if part is None:
+                part = _find_entry(board.parts, id, espidf.TYPE_DATA)
+        if part is None:
+            raise OSError(errno.ENOENT, "ENOENT")
+        if block_size <= 0 or block_size % espidf.SECTOR:
+            raise ValueError("esp32 shim: block_size must be a multiple of 4096")
+        self._part = part
+        self._bs = block_size
+        self._board = board
+
+    def __repr__(self):
+        p = self._part
+        return "<Partition type=%d, subtype=%d, address=%d, size=%d, label=%s, encrypted=0>" % (
+            p[1], p[2], p[3], p[4], p[0])  # fmt: skip
+
+    def __eq__(self, other):
+        return isinstance(other, Partition) and self._part[3] == other._part[3]
+
+    def __hash__(self):
+        return self._part[3]
+
+    @staticmethod
+    def find(type=TYPE_APP, subtype=0xFF, label=None):
+        board = _get_board()
+        found = []
+        for p in board.parts:
+            if p[1] == type and (subtype == 0xFF or p[2] == subtype):
+                if label is None or p[0] == label:
+                    found.append(Partition(p[0]))
+        return found
+
+    def info(self):
+        p = self._part
+        return (p[1], p[2], p[3], p[4], p[0], False)
+
+    def readblocks(self, block_num, buf, offset=0):
+        start = block_num * self._bs + offset
+        _check_range(self._part, start, len(buf), False)
+        self._board.flash.readinto(self._part[3] + start, buf)
+
+    def writeblocks(self, block_num, buf, offset=None):
+        start = block_num * self._bs
+        flash = self._board.flash
+        if offset is None:  # a simple write: ESP-IDF erases the range first
+            _check_range(self._part, start, len(buf), True)
+            flash.erase(self._part[3] + start, len(buf))
+            flash.write(self._part[3] + start, buf, True)
+        else:  # an extended write: the caller must have erased (ioctl 6)
+            start += offset
+            _check_range(self._part, start, len(buf), False)
+            flash.write(self._part[3] + start, buf)
+
+    def ioctl(self, cmd, arg):
+        if cmd in (1, 2, 3):  # init, deinit, sync
+            return 0
+        if cmd == 4:  # block count
+            return self._part[4] // self._bs
+        if cmd == 5:  # block size
+            return self._bs
+        if cmd == 6:  # erase one block
+            start = arg * self._bs
+            _check_range(self._part, start, self._bs, True)
+            self._board.flash.erase(self._part[3] + start, self._bs)
+            return 0
+        return None
+
+    def set_boot(self):
+        """esp_ota_set_boot_partition(): validate the image, then write the next otadata entry."""
+        board = self._board
+        part = self._part
+        if part[1] != espidf.TYPE_APP:
+            raise espidf.esp_error(espidf.ESP_ERR_INVALID_ARG, "not an app partition")
+        od, entries = espidf.read_otadata(board.flash, board.parts)
+        if part[2] == espidf.SUBTYPE_FACTORY:  # booting factory: erase otadata
+            board.flash.erase(od[3], 2 * espidf.SECTOR)
+            return
+        try:
+            espidf.image_length(self._read, part[4], board.chip_id)
+        except ValueError as exc:
+            raise espidf.esp_error(espidf.ESP_ERR_OTA_VALIDATE_FAILED, str(exc))
+        slots = espidf.ota_slots(board.parts)
+        n = len(slots)
+        index = slots.index(part)
+        active = espidf.select_entry(entries, False)
+        if active < 0:
+            espidf.write_ota_entry(board.flash, od, 0, index + 1, espidf.OTA_IMG_NEW)
+            return
+        seq = entries[active][0]
+        i = 0
+        while seq > (index + 1) % n + i * n:
+            i += 1
+        new_seq = (index + 1) % n + i * n
+        espidf.write_ota_entry(board.flash, od, 1 - active, new_seq, espidf.OTA_IMG_NEW)
+
+    def get_next_update(self):
+        board = self._board
+        slots = espidf.ota_slots(board.parts)
+        if not slots:
+            raise OSError(errno.ENOENT, "ENOENT")
+        if board.running in slots:
+            nxt = slots[(slots.index(board.running) + 1) % len(slots)]
+        else:
+            nxt = slots[0]
+        return Partition(nxt[0])
+
+    @classmethod
+    def mark_app_valid_cancel_rollback(cls):
+        """esp_ota_mark_app_valid_cancel_rollback(): the otadata entry in force becomes VALID."""
+        board = _get_board()
+        od, entries = espidf.read_otadata(board.flash, board.parts)
+        active = espidf.select_entry(entries, False)
+        if active < 0 or not espidf.ota_slots(board.parts):
+            raise espidf.esp_error(espidf.ESP_FAIL, "running firmware is factory")
+        seq, state, _ = entries[active]
+        if state != espidf.OTA_IMG_VALID:
+            espidf.write_ota_entry(board.flash, od, active, seq, espidf.OTA_IMG_VALID)
+
+    def _read(self, offset, n):
+        return self._board.flash.read(self._part[3] + offset, n)
