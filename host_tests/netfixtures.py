@@ -1,0 +1,1 @@
+"""Local servers for the network tests (placeholder until the transport work lands)."""
