@@ -15,14 +15,21 @@ PROTOCOL = "protocol"  # the cloud answered something its API does not allow
 
 
 class OTAError(Exception):
-    """Base of the agent's errors: `reason` is one of the constants above, args[0] the message."""
+    """Base of the agent's errors: `reason` is one of the constants above, args[0] the message.
+
+    `retryable` says whether trying the same thing again later may succeed (a dropped connection)
+    or cannot (a wrong digest, a 404, an image too large): the engine retries only the former.
+    """
 
     reason = DOWNLOAD
+    retryable = False
 
-    def __init__(self, message, reason=None):
+    def __init__(self, message, reason=None, retryable=None):
         super().__init__(message)
         if reason is not None:
             self.reason = reason
+        if retryable is not None:
+            self.retryable = retryable
 
     @property
     def message(self):
@@ -31,6 +38,7 @@ class OTAError(Exception):
 
 class DownloadError(OTAError):
     reason = DOWNLOAD
+    retryable = True
 
 
 class NoSpaceError(OTAError):
@@ -43,6 +51,7 @@ class NoMemoryError(OTAError):
 
 class TimeoutError(OTAError):  # noqa: A001 - shadows the builtin on purpose inside fota
     reason = TIMEOUT
+    retryable = True
 
 
 class VerifyError(OTAError):

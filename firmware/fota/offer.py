@@ -1,0 +1,54 @@
+# The offer: what the cloud says to install, in one shape for every cloud.
+#
+# Cloud modules build an Offer from their API's answer; the engine only reads it. check() runs
+# before anything is erased: a malformed offer is refused while the slot is still untouched.
+
+from fota import errors
+
+_SCHEMES = ("http://", "https://")
+
+
+class Offer:
+    def __init__(
+        self,
+        url,
+        size,
+        md5=None,
+        sha256=None,
+        version=None,
+        module=None,
+        job=None,
+        key=None,
+    ):
+        self.url = url
+        self.size = size
+        self.md5 = md5
+        self.sha256 = sha256
+        self.version = version
+        self.module = module
+        self.job = job  # the cloud's task/job/batch id, echoed in its reports
+        self._key = key
+
+    def key(self):
+        """What makes two offers the same download (for resume): the cloud may give a stable key
+        when its URLs carry short-lived tokens; else url, size, digests and version."""
+        if self._key:
+            return self._key
+        return "|".join(
+            (self.url, str(self.size), self.md5 or "", self.sha256 or "", self.version or "")
+        )
+
+    def check(self, capacity):
+        """Raise if the offer cannot be installed in a slot of `capacity` bytes."""
+        if not isinstance(self.url, str) or not self.url.startswith(_SCHEMES):
+            raise errors.ProtocolError("offer url must be http:// or https://")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size <= 0:
+            raise errors.ProtocolError(
+                "offer size must be a positive integer, got %r" % (self.size,)
+            )
+        if self.size > capacity:
+            raise errors.NoSpaceError(
+                "image of %d bytes does not fit the %d-byte slot" % (self.size, capacity)
+            )
+        if not self.md5 and not self.sha256:
+            raise errors.ProtocolError("offer carries no md5 or sha256 to verify the image with")
