@@ -1,0 +1,125 @@
+# The digests of a download: MD5 and/or SHA-256, whichever the offer gives, fed chunk by chunk.
+#
+# Digests(md5=..., sha256=...) validates the offer's hex strings before anything is erased
+# (ProtocolError naming the field). update(buf) runs in the per-chunk loop and, with hashlib's
+# own objects, allocates nothing. Hash state cannot be saved across a reboot, so a resumed
+# download re-hashes the part already in flash with hash_slot() and then goes on with update().
+# Ports whose hashlib lacks md5 get fota.md5 (pure Python, slow, allocates on 32-bit ports).
+
+import binascii
+import hashlib
+
+from micropython import const
+
+from fota.errors import FlashError, ProtocolError, VerifyError
+
+_BLOCK = const(4096)
+_HEX = "0123456789abcdef"
+
+
+def _expected(field, value, digits):
+    """The offer's hex digest, lower case and stripped; ProtocolError naming field if malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError("offer field %s is not a string" % field)
+    text = value.strip().lower()
+    if len(text) != digits:
+        raise ProtocolError("offer field %s is not %d hex digits: %r" % (field, digits, value))
+    for ch in text:
+        if ch not in _HEX:
+            raise ProtocolError("offer field %s is not hexadecimal: %r" % (field, value))
+    return text
+
+
+def _new_md5():
+    try:
+        return hashlib.md5()
+    except AttributeError:  # this port's hashlib has no md5
+        from fota.md5 import md5
+
+        return md5()
+
+
+class Digests:
+    """Incremental MD5/SHA-256 of an image, checked against the offer's values by verify().
+
+    Either value may be None (not offered); with both None nothing is checked, so the caller
+    decides whether an offer without a digest is acceptable.
+    """
+
+    def __init__(self, md5=None, sha256=None):
+        self.md5 = _expected("md5", md5, 32)
+        self.sha256 = _expected("sha256", sha256, 64)
+        self.reset()
+
+    def reset(self):
+        """Start over with new hash objects (a resume re-hashes the slot from its start)."""
+        self._md5 = _new_md5() if self.md5 is not None else None
+        self._sha256 = hashlib.sha256() if self.sha256 is not None else None
+        self._computed = None
+        self.length = 0  # bytes hashed since the last reset
+
+    def update(self, buf):
+        """Feed buf (bytes, bytearray or memoryview) to every configured hash. Allocates nothing
+        with hashlib's objects (the per-chunk loop runs it under heap_lock in the tests)."""
+        h = self._md5
+        if h is not None:
+            h.update(buf)
+        h = self._sha256
+        if h is not None:
+            h.update(buf)
+        self.length += len(buf)
+
+    def hexdigests(self):
+        """{"md5": hex, "sha256": hex} of what was hashed, for the configured algorithms.
+
+        Finalises the hashes (hashlib objects refuse update() afterwards): call reset() to hash
+        again. Repeated calls return the same values.
+        """
+        if self._computed is None:
+            out = {}
+            if self._md5 is not None:
+                out["md5"] = binascii.hexlify(self._md5.digest()).decode()
+            if self._sha256 is not None:
+                out["sha256"] = binascii.hexlify(self._sha256.digest()).decode()
+            self._computed = out
+        return self._computed
+
+    def verify(self):
+        """Raise VerifyError naming the algorithm, the expected and the computed value."""
+        computed = self.hexdigests()
+        for name, expected in (("md5", self.md5), ("sha256", self.sha256)):
+            if expected is not None and computed[name] != expected:
+                raise VerifyError(
+                    "%s mismatch: expected %s, computed %s" % (name, expected, computed[name])
+                )
+
+
+def hash_slot(part, length, digests, scratch):
+    """Feed bytes [0, length) of part (an esp32.Partition-like object with 4096-byte blocks,
+    read with readblocks(block, buf, offset)) to digests.update(): a Digests, or any object
+    with update(buf) such as a hashlib object.
+
+    scratch: a caller-owned buffer of at least 4096 bytes; only the short last read slices it.
+    Raises FlashError when a read fails, ValueError when scratch is too small.
+    """
+    if len(scratch) < _BLOCK:
+        raise ValueError("scratch buffer smaller than 4096 bytes")
+    mv = memoryview(scratch)
+    if len(mv) != _BLOCK:
+        mv = mv[:_BLOCK]
+    block = 0
+    done = 0
+    try:
+        while length - done >= _BLOCK:
+            part.readblocks(block, mv, 0)
+            digests.update(mv)
+            block += 1
+            done += _BLOCK
+        if done < length:
+            tail = mv[: length - done]
+            part.readblocks(block, tail, 0)
+            digests.update(tail)
+    except OSError as exc:
+        raise FlashError("reading the slot at offset %d failed: %s" % (done, exc))
