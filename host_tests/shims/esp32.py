@@ -47,6 +47,11 @@ def detach():
         _board = None
 
 
+def attached_flash():
+    """Host helper, not device API: the espidf.Flash behind the partitions (for tests)."""
+    return _get_board().flash
+
+
 def _get_board():
     if _board is None:
         path = os.getenv("FOTA_FLASH")

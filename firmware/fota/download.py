@@ -1,0 +1,330 @@
+# The download engine: an offer streamed with HTTP Range requests into a flash slot.
+#
+# Validate, erase, write, verify, commit (style.md rule 4):
+#   1. the offer is checked (size fits the slot, digest format) before any erase;
+#   2. bytes arrive into one preallocated buffer, a whole number of 4096-byte blocks, read in
+#      `chunk`-sized pieces through memoryviews made once (the last view of the buffer may be
+#      shorter when chunk is not a divisor of it); a full buffer is hashed (MD5/SHA-256)
+#      and written (each block erased once, just ahead of its write);
+#   3. every `journal_blocks` blocks the committed offset goes to the journal, so a reboot resumes
+#      there after re-hashing the written part from flash; a dropped connection resumes at once
+#      from the bytes already received, with backoff between attempts;
+#   4. at the end: digests, the image header and version, optional read-back, then set_boot.
+#
+# The steady-state loop (_pump) allocates nothing: no slicing, formatting or containers in it,
+# only int arithmetic, readinto, hash update and writeblocks. Everything that allocates (requests,
+# odd-sized reads, journal, progress) happens between pumps. Tests run _pump under
+# micropython.heap_lock() (lock_heap=True) to prove it.
+
+from micropython import const
+
+from fota import errors
+from fota.digest import Digests, hash_slot
+from fota.version import compare
+
+_BLOCK = const(4096)
+
+try:
+    from micropython import heap_lock, heap_unlock
+except ImportError:  # CPython without the test shims
+    heap_lock = heap_unlock = None
+
+
+class Result:
+    def __init__(self, size, version, resumed_from, requests):
+        self.size = size
+        self.version = version
+        self.resumed_from = resumed_from  # bytes taken from flash after a reboot
+        self.requests = requests  # HTTP requests made, retries included
+
+
+def _round_up(n, to):
+    return (n + to - 1) // to * to
+
+
+class Downloader:
+    """Streams offers into a slot. One instance per download; buffers are made once, here.
+
+    client: fota.http client (get_range); slot: an Esp32Slot-like sink; journal: fota.journal;
+    clock: anything with ticks_ms/ticks_diff/sleep_ms (the `time` module on a device);
+    on_event(kind, info): called between pumps with "resume", "progress", "retry", "verified".
+    """
+
+    def __init__(
+        self,
+        client,
+        slot,
+        journal,
+        clock,
+        chunk=4096,
+        window=262144,
+        bare_range=False,
+        retries=5,
+        backoff_ms=1000,
+        backoff_max_ms=60000,
+        journal_blocks=16,
+        progress_step=10,
+        readback=False,
+        on_event=None,
+        lock_heap=False,
+    ):
+        if chunk < 256 or chunk > 65536:
+            raise errors.ConfigError("chunk must be 256..65536 bytes, got %d" % chunk)
+        self._client = client
+        self._slot = slot
+        self._journal = journal
+        self._clock = clock
+        self._chunk = chunk
+        # The buffer: whole blocks, read in chunk-sized views (the last view may be shorter).
+        size = _round_up(chunk, _BLOCK)
+        self._bufsize = size
+        self._window = _round_up(max(window, size), size) if window else 0
+        self._bare = bare_range
+        self._retries = retries
+        self._backoff_ms = backoff_ms
+        self._backoff_max_ms = backoff_max_ms
+        self._commit_every = _round_up(max(journal_blocks * _BLOCK, size), size)
+        self._step = progress_step
+        self._readback = readback
+        self._on_event = on_event
+        self._lock = lock_heap and heap_lock is not None
+        import gc
+
+        gc.collect()  # the buffer is the one large allocation: give it an unfragmented heap
+        self._buf = bytearray(size)
+        self._mv = memoryview(self._buf)
+        self._views = tuple(self._mv[i : i + chunk] for i in range(0, size, chunk))
+        self._scratch = self._mv[:_BLOCK]
+        self.pumped_locked = 0  # bytes moved by _pump with the heap locked (for tests)
+
+    # -- the steady state --------------------------------------------------------------------
+
+    def _pump(self, resp, stop):
+        """Read whole views until `stop` (absolute offset) or a short read; hash and write full
+        buffers. Call only at a view boundary. Updates _pos/_written. Allocates nothing."""
+        chunk = self._chunk
+        views = self._views
+        got = self._written + self._pos
+        while True:
+            view = views[self._pos // chunk]
+            want = len(view)
+            if stop - got < want:
+                return
+            n = resp.readinto(view)
+            if n <= 0:
+                return
+            self._pos += n
+            got += n
+            if self._pos == self._bufsize:
+                self._flush()
+            if n < want:
+                return
+
+    def _flush(self):
+        """Hash and write the full buffer. Allocates nothing."""
+        self._digests.update(self._mv)
+        self._slot.write(self._written // _BLOCK, self._mv)
+        self._written += self._bufsize
+        self._pos = 0
+
+    # -- one HTTP response ---------------------------------------------------------------------
+
+    def _read_odd(self, resp, stop):
+        """Read up to the end of the current view (or `stop`) after a short read, or the last
+        bytes before `stop`. Allocates a slice: happens per response, not per chunk."""
+        pos = self._pos
+        view_end = min((pos // self._chunk + 1) * self._chunk, self._bufsize)
+        want = min(view_end - pos, stop - self._written - pos)
+        n = resp.readinto(self._mv[pos : pos + want])
+        if n > 0:
+            self._pos += n
+            if self._pos == self._bufsize:
+                self._flush()
+        return n
+
+    def _discard(self, resp, count):
+        """Skip `count` body bytes (a server that ignored Range sent the file from 0)."""
+        if self._bufsize - self._pos >= 512:
+            spare = self._mv[self._pos :]  # the free tail of the buffer
+        else:
+            spare = memoryview(bytearray(512))  # rare: a nearly full buffer
+        while count > 0:
+            n = resp.readinto(spare[: min(count, len(spare))])
+            if n <= 0:
+                raise errors.DownloadError("connection closed while skipping to the offset")
+            count -= n
+
+    def _open(self, start, end):
+        """Request bytes start..end-1; return (response, end of what this response will carry)."""
+        offer = self._offer
+        resp = self._client.get_range(offer.url, start, end - 1, bare=self._bare)
+        self.requests += 1
+        status = resp.status
+        if status == 206:
+            total = resp.range_total
+            if total is not None and total != offer.size:
+                resp.close()
+                raise errors.VerifyError(
+                    "server has %d bytes, the offer says %d" % (total, offer.size)
+                )
+            if resp.range_start != start or resp.range_end != end - 1:
+                resp.close()
+                raise errors.DownloadError(
+                    "asked for bytes %d-%d, server sent %r-%r"
+                    % (start, end - 1, resp.range_start, resp.range_end)
+                )
+            return resp, end
+        if status == 200:  # Range ignored (or OneNET's answer to a range past the end): whole file
+            length = resp.content_length
+            if length is not None and length != offer.size:
+                resp.close()
+                raise errors.VerifyError(
+                    "server has %d bytes, the offer says %d" % (length, offer.size)
+                )
+            self._discard(resp, start)
+            return resp, offer.size
+        resp.close()
+        if status == 416:
+            raise errors.VerifyError(
+                "server cannot serve bytes %d-%d: its file is shorter than the offered %d bytes"
+                % (start, end - 1, offer.size)
+            )
+        retry = status >= 500 or status in (408, 429)
+        raise errors.DownloadError("HTTP %d for %s" % (status, "the image"), retryable=retry)
+
+    def _fetch(self, start):
+        """One Range request from `start`, read until its window ends. Allocation per request."""
+        size = self._offer.size
+        window = self._window
+        end = size if not window else min(size, (start // window + 1) * window)
+        resp, end = self._open(start, end)
+        lock = self._lock
+        try:
+            while True:
+                got = self._written + self._pos
+                if got >= end:
+                    break
+                stop = min(end, self._next_commit)
+                moved = 0
+                if self._pos % self._chunk == 0:
+                    if lock:
+                        heap_lock()  # type: ignore[misc]
+                        try:
+                            self._pump(resp, stop)
+                        finally:
+                            heap_unlock()  # type: ignore[misc]
+                        self.pumped_locked += self._written + self._pos - got
+                    else:
+                        self._pump(resp, stop)
+                    moved = self._written + self._pos - got
+                if moved == 0:
+                    moved = self._read_odd(resp, stop)
+                if moved <= 0:
+                    raise errors.DownloadError(
+                        "connection closed at byte %d of %d" % (got, size), retryable=True
+                    )
+                self._between_pumps()
+        except OSError as exc:
+            resp.close()
+            raise errors.DownloadError("connection lost: %s" % (exc,), retryable=True)
+        except errors.OTAError:
+            resp.close()
+            raise
+        resp.close()
+
+    def _between_pumps(self):
+        """Journal and progress: what the steady state must not do itself."""
+        if self._written >= self._next_commit:
+            self._journal.save(self._offer.key(), self._offer.size, self._written)
+            self._next_commit = self._written + self._commit_every
+        if self._step and self._on_event:
+            pct = (self._written + self._pos) * 100 // self._offer.size
+            if pct >= self._next_pct and pct < 100:
+                self._next_pct = (pct // self._step + 1) * self._step
+                self._on_event("progress", {"percent": pct})
+
+    # -- the whole download ----------------------------------------------------------------------
+
+    def run(self, offer):
+        """Download, verify and activate `offer`. Returns a Result; raises an OTAError."""
+        offer.check(self._slot.capacity)
+        self._slot.begin(offer.size)
+        self._offer = offer
+        self._digests = Digests(md5=offer.md5, sha256=offer.sha256)
+        self.requests = 0
+        self._pos = 0
+        self._written = 0
+        self._next_pct = self._step
+        resumed = self._resume(offer)
+        self._next_commit = self._written + self._commit_every
+        attempt = 0
+        while self._written + self._pos < offer.size:
+            before = self._written + self._pos
+            try:
+                self._fetch(before)
+            except errors.OTAError as exc:
+                if not exc.retryable:
+                    raise
+                if self._written + self._pos > before:
+                    attempt = 0  # progress was made: the link works, the budget starts again
+                attempt += 1
+                if attempt > self._retries:
+                    raise
+                delay = min(self._backoff_ms << (attempt - 1), self._backoff_max_ms)
+                if self._on_event:
+                    self._on_event(
+                        "retry",
+                        {"attempt": attempt, "delay_ms": delay, "offset": self._written + self._pos,
+                         "error": exc.message},
+                    )  # fmt: skip
+                self._clock.sleep_ms(delay)
+        self._finish()
+        version = self._verify()
+        self._slot.activate()
+        self._journal.clear()
+        return Result(offer.size, version, resumed, self.requests)
+
+    def _resume(self, offer):
+        """After a reboot: re-hash what the journal says is written and continue from there."""
+        offset = self._journal.load(offer.key(), offer.size)
+        offset -= offset % self._bufsize
+        if offset <= 0:
+            self._journal.clear()
+            return 0
+        hash_slot(self._slot.part, offset, self._digests, self._scratch)
+        self._written = offset
+        if self._on_event:
+            self._on_event("resume", {"offset": offset})
+        return offset
+
+    def _finish(self):
+        """The last, partial buffer: hash the real bytes, pad with 0xFF to a block, write."""
+        pos = self._pos
+        if not pos:
+            return
+        self._digests.update(self._mv[:pos])
+        end = _round_up(pos, _BLOCK)
+        for i in range(pos, end):
+            self._buf[i] = 0xFF
+        self._slot.write(self._written // _BLOCK, self._mv[:end])
+        self._written += pos
+        self._pos = 0
+
+    def _verify(self):
+        offer = self._offer
+        self._digests.verify()
+        version = self._slot.validate(offer.size, self._scratch)
+        if offer.version and compare(version, offer.version) != 0:
+            raise errors.VersionError(
+                "the image says version %s, the offer %s" % (version, offer.version)
+            )
+        if self._readback:
+            again = Digests(md5=offer.md5, sha256=offer.sha256)
+            hash_slot(self._slot.part, offer.size, again, self._scratch)
+            try:
+                again.verify()
+            except errors.VerifyError as exc:
+                raise errors.FlashError("read-back of the slot differs: %s" % exc.message)
+        if self._on_event:
+            self._on_event("verified", {"size": offer.size, "version": version})
+        return version

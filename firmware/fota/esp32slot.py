@@ -1,0 +1,74 @@
+# The ESP32 A/B app slot: the inactive OTA partition, written through esp32.Partition.
+#
+# The only module of the download path that touches hardware. Each 4096-byte block is erased
+# once, just ahead of its write (writeblocks without offset erases exactly the range it writes).
+# Nothing is erased before begin() has checked the size against the slot. OSError from ESP-IDF
+# becomes FlashError; ESP_ERR_OTA_VALIDATE_FAILED from set_boot becomes VerifyError.
+
+from micropython import const
+
+from fota import errors, esp32image
+
+BLOCK = const(4096)
+_ESP_ERR_OTA_VALIDATE_FAILED = const(-0x1503)  # errno of the OSError set_boot raises
+
+# esp_image_header_t.chip_id of each chip, as ESP-IDF's esp_chip_id_t
+CHIP_IDS = {"esp32": 0, "esp32s2": 2, "esp32c3": 5, "esp32s3": 9, "esp32c2": 12, "esp32c6": 13}
+
+
+class Esp32Slot:
+    def __init__(self, chip="esp32", partition=None):
+        """partition: an esp32.Partition to write (default: the next OTA update slot)."""
+        if chip not in CHIP_IDS:
+            raise errors.ConfigError("unknown chip %r" % (chip,))
+        self.chip_id = CHIP_IDS[chip]
+        import esp32  # lazily: nothing touches hardware at import time
+
+        try:
+            running = esp32.Partition(esp32.Partition.RUNNING)
+            self.part = partition or running.get_next_update()
+        except OSError as exc:
+            raise errors.FlashError("no OTA update partition: %s" % (exc,))
+        if self.part.info()[2] == running.info()[2]:
+            raise errors.FlashError("refusing to write the running partition")
+        self.capacity = (self.part.ioctl(4, 0) or 0) * BLOCK
+        self.label = self.part.info()[4]
+
+    def begin(self, size):
+        """Check that an image of `size` bytes fits; nothing is erased here."""
+        if size > self.capacity:
+            raise errors.NoSpaceError(
+                "image of %d bytes does not fit %s (%d bytes)" % (size, self.label, self.capacity)
+            )
+
+    def write(self, block, buf):
+        """Erase and write whole blocks from `block` on; len(buf) is a multiple of 4096.
+
+        Allocates nothing on success (the download's chunk loop calls it).
+        """
+        try:
+            self.part.writeblocks(block, buf)
+        except OSError as exc:
+            raise errors.FlashError("writing block %d of %s failed: %s" % (block, self.label, exc))
+
+    def read(self, block, buf):
+        try:
+            self.part.readblocks(block, buf)
+        except OSError as exc:
+            raise errors.FlashError("reading block %d of %s failed: %s" % (block, self.label, exc))
+
+    def validate(self, size, scratch):
+        """Check the ESP32 image in the slot; return the version from its app descriptor."""
+        try:
+            return esp32image.check(self.part, size, self.chip_id, scratch)
+        except OSError as exc:
+            raise errors.FlashError("reading %s failed: %s" % (self.label, exc))
+
+    def activate(self):
+        """Make the slot the one the bootloader starts at the next reset."""
+        try:
+            self.part.set_boot()
+        except OSError as exc:
+            if exc.args and exc.args[0] == _ESP_ERR_OTA_VALIDATE_FAILED:
+                raise errors.VerifyError("the bootloader rejects the image in %s" % self.label)
+            raise errors.FlashError("cannot switch the boot partition: %s" % (exc,))

@@ -1,0 +1,355 @@
+# The download engine against an in-memory Range server: every rule of the ranged stream, the
+# verification before the slot switch, resume after drops and power cuts, and no allocation in
+# the steady-state loop (unix port).
+
+import binascii
+import hashlib
+
+import esp32
+import espidf
+from dual import is_micropython, new_board, raises, rmtree
+from fakeclock import FakeClock
+from fakehttp import FakeClient
+from fota import errors
+from fota.download import Downloader
+from fota.esp32slot import Esp32Slot
+from fota.journal import Journal
+from fota.offer import Offer
+
+RUN_ON_MICROPYTHON = True
+MICROPYTHON_HEAP = "2m"
+
+_SLOT_SECTOR = 0x190000 // 4096  # ota_1 in the esp32 profile
+
+
+def _hex(h):
+    return binascii.hexlify(h.digest()).decode()
+
+
+class Rig:
+    """A board running 1.0.0, an image of `version`, the engine wired to a fake server."""
+
+    def __init__(self, version="2.0.0", size=100000, client_mode="range", **options):
+        self.tmp, self.path = new_board(version="1.0.0")
+        self.image = espidf.make_app_image(version, size=size)
+        self.client = FakeClient(self.image, client_mode)
+        self.clock = FakeClock()
+        self.events = []
+        self.options = options
+        self.journal_path = self.tmp + "/fota.journal"
+        self.offer = Offer(
+            "http://ota.example/fw.bin",
+            len(self.image),
+            md5=_hex(hashlib.md5(self.image)).upper(),  # clouds send either case
+            version=version,
+        )
+
+    def downloader(self, client=None, slot=None):
+        return Downloader(
+            client or self.client,
+            slot or Esp32Slot("esp32"),
+            Journal(self.journal_path),
+            self.clock,
+            on_event=lambda kind, info: self.events.append((kind, info)),
+            **self.options,
+        )
+
+    def run(self, **kw):
+        return self.downloader(**kw).run(self.offer)
+
+    def slot_bytes(self, n=None):
+        n = len(self.image) if n is None else n
+        buf = bytearray(n)
+        esp32.Partition("ota_1").readblocks(0, buf)
+        return bytes(buf)
+
+    def boot_label(self):
+        return esp32.Partition(esp32.Partition.BOOT).info()[4]
+
+    def erases(self):
+        """Erase count of each sector of the image's extent in ota_1."""
+        counts = esp32.attached_flash().erase_counts
+        blocks = (len(self.image) + 4095) // 4096
+        return [counts[_SLOT_SECTOR + i] for i in range(blocks)]
+
+    def journal_exists(self):
+        try:
+            open(self.journal_path).close()
+            return True
+        except OSError:
+            return False
+
+    def close(self):
+        esp32.detach()
+        rmtree(self.tmp)
+
+
+def test_download_verifies_and_switches_the_slot():
+    rig = Rig()
+    try:
+        result = rig.run()
+        assert result.version == "2.0.0" and result.size == len(rig.image)
+        assert rig.slot_bytes() == rig.image
+        assert rig.boot_label() == "ota_1"
+        assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_0"
+        assert rig.erases() == [1] * len(rig.erases())  # each block erased once
+        assert not rig.journal_exists()
+        kinds = [kind for kind, _ in rig.events]
+        assert kinds[-1] == "verified"
+        percents = [info["percent"] for kind, info in rig.events if kind == "progress"]
+        assert percents == sorted(percents) and len(percents) <= 10
+    finally:
+        rig.close()
+
+
+def test_any_chunk_size_fills_whole_blocks():
+    for chunk in (1000, 4096, 6000, 16384):
+        rig = Rig(size=70000, chunk=chunk, window=8192)
+        try:
+            rig.run()
+            assert rig.slot_bytes() == rig.image, chunk
+            assert rig.erases() == [1] * len(rig.erases()), chunk
+        finally:
+            rig.close()
+
+
+def test_range_requests_stay_within_the_file_and_can_be_bare():
+    rig = Rig(size=50000, window=16384, bare_range=True)
+    try:
+        rig.run()
+        size = len(rig.image)
+        assert len(rig.client.requests) == (size + 16383) // 16384
+        for start, end, bare in rig.client.requests:
+            assert bare is True
+            assert 0 <= start <= end <= size - 1  # never past the last byte (OneNET's rule)
+        assert rig.client.requests[-1][1] == size - 1
+    finally:
+        rig.close()
+
+
+def test_server_ignoring_range_never_writes_wrong_bytes():
+    rig = Rig(size=60000, window=16384, client_mode="ignore")
+    try:
+        rig.client.drop_after(20000)  # the first answer dies; the retry gets 200 from byte 0 again
+        rig.run()
+        assert rig.slot_bytes() == rig.image
+        assert rig.erases() == [1] * len(rig.erases())
+        assert len(rig.client.requests) == 2
+    finally:
+        rig.close()
+
+
+def test_trickling_server_still_lands_every_byte():
+    rig = Rig(size=40000, chunk=4096)
+    try:
+        rig.client.short_reads = True
+        rig.run()
+        assert rig.slot_bytes() == rig.image
+    finally:
+        rig.close()
+
+
+def test_mismatched_content_range_is_refused():
+    rig = Rig(size=30000, client_mode="wrong-range", retries=2)
+    try:
+        exc = raises(errors.DownloadError, rig.run)
+        assert "asked for bytes 0-" in exc.message
+        assert len(rig.client.requests) == 3  # the first try and two retries, then it gives up
+        assert rig.erases() == [0] * len(rig.erases())  # nothing was written
+        assert rig.boot_label() == "ota_0"
+    finally:
+        rig.close()
+
+
+def test_server_file_of_another_size_fails_verification_at_once():
+    rig = Rig(size=30000)
+    try:
+        rig.client.total = len(rig.image) + 10
+        exc = raises(errors.VerifyError, rig.run)
+        assert "the offer says %d" % len(rig.image) in exc.message
+        assert len(rig.client.requests) == 1
+    finally:
+        rig.close()
+
+
+def test_unsatisfiable_range_is_a_verify_failure():
+    # 416: the server's file ends before the offset asked for, so it is not the offered image.
+    rig = Rig(size=30000, client_mode="status")
+    try:
+        rig.client.status_code = 416
+        exc = raises(errors.VerifyError, rig.run)
+        assert "shorter than the offered" in exc.message
+        assert len(rig.client.requests) == 1
+        assert rig.boot_label() == "ota_0"
+    finally:
+        rig.close()
+
+
+def test_wrong_digest_keeps_the_running_firmware():
+    rig = Rig(size=30000)
+    try:
+        rig.offer.md5 = "0" * 32
+        exc = raises(errors.VerifyError, rig.run)
+        assert exc.reason == errors.VERIFY and "md5 mismatch" in exc.message
+        assert rig.boot_label() == "ota_0"
+        rig.offer.md5 = None
+        rig.offer.sha256 = _hex(hashlib.sha256(rig.image + b"x"))
+        exc = raises(errors.VerifyError, rig.run)
+        assert "sha256 mismatch" in exc.message
+        assert rig.boot_label() == "ota_0"
+    finally:
+        rig.close()
+
+
+def test_offer_is_refused_before_anything_is_erased():
+    rig = Rig(size=30000)
+    try:
+        big = Offer("http://ota.example/fw.bin", 0x180000 + 1, md5="a" * 32)
+        exc = raises(errors.NoSpaceError, rig.downloader().run, big)
+        assert exc.reason == errors.NO_SPACE
+        bad = Offer("http://ota.example/fw.bin", 1000, md5="xyz")
+        assert raises(errors.ProtocolError, rig.downloader().run, bad) is not None
+        bare = Offer("http://ota.example/fw.bin", 1000)
+        assert (
+            "no md5 or sha256" in raises(errors.ProtocolError, rig.downloader().run, bare).message
+        )
+        assert rig.client.requests == []
+        assert sum(esp32.attached_flash().erase_counts) == 0
+    finally:
+        rig.close()
+
+
+def test_image_of_another_version_is_refused():
+    rig = Rig(size=30000)
+    try:
+        rig.offer.version = "2.0.1"
+        exc = raises(errors.VersionError, rig.run)
+        assert "2.0.0" in exc.message and "2.0.1" in exc.message
+        assert rig.boot_label() == "ota_0"
+    finally:
+        rig.close()
+
+
+def test_http_errors_retry_only_when_it_can_help():
+    rig = Rig(size=30000, client_mode="status", retries=3)
+    try:
+        rig.client.status_code = 404
+        assert "HTTP 404" in raises(errors.DownloadError, rig.run).message
+        assert len(rig.client.requests) == 1
+        rig.client.requests = []
+        rig.client.status_code = 503
+        raises(errors.DownloadError, rig.run)
+        assert len(rig.client.requests) == 4
+        assert rig.clock.slept_ms == 1000 + 2000 + 4000  # exponential backoff, virtual time
+    finally:
+        rig.close()
+
+
+def test_dropped_connections_resume_without_rewriting_a_block():
+    for cut in (1, 4095, 4096, 20000, 61439):
+        for timeout in (False, True):
+            rig = Rig(size=70000, window=32768)
+            try:
+                rig.client.drop_after(cut, timeout)
+                result = rig.run()
+                assert result.version == "2.0.0"
+                assert rig.slot_bytes() == rig.image
+                assert rig.erases() == [1] * len(rig.erases()), (cut, rig.erases())
+                assert rig.client.sent == len(rig.image)  # not one byte fetched twice
+                retry = [info for kind, info in rig.events if kind == "retry"]
+                assert len(retry) == 1 and retry[0]["offset"] == cut
+            finally:
+                rig.close()
+
+
+class PowerCut(BaseException):
+    """The supply goes away: nothing after this point runs (the engine catches Exception only)."""
+
+
+class CutSlot(Esp32Slot):
+    def __init__(self, writes_before_cut):
+        super().__init__("esp32")
+        self.left = writes_before_cut
+
+    def write(self, block, buf):
+        if self.left == 0:
+            raise PowerCut()
+        self.left -= 1
+        super().write(block, buf)
+
+
+def _cut_power(rig, writes):
+    try:
+        rig.run(slot=CutSlot(writes))
+    except PowerCut:
+        return
+    raise AssertionError("the power cut did not happen")
+
+
+def test_power_cut_resumes_from_the_journal_after_reboot():
+    for writes in (0, 3, 4, 9, 17):
+        rig = Rig(size=90000, journal_blocks=4)
+        try:
+            _cut_power(rig, writes)
+            committed = (writes // 4) * 4 * 4096  # the journal is written every 4 blocks
+            fetched = rig.client.sent
+            rig.client.sent = 0
+            result = rig.run()  # the next boot: a new engine, the same offer
+            assert result.resumed_from == committed
+            assert rig.slot_bytes() == rig.image
+            assert rig.client.requests[-1 - (len(rig.client.requests) - 2)][0] == committed
+            assert rig.client.sent == len(rig.image) - committed
+            erases = rig.erases()
+            # Only blocks written after the last journal commit are written again.
+            rewritten = [i for i, c in enumerate(erases) if c > 1]
+            assert len(rewritten) <= 4 and max(erases) <= 2, erases
+            assert [c for c in erases if c == 0] == []
+            assert fetched >= writes * 4096
+        finally:
+            rig.close()
+
+
+def test_journal_every_block_means_at_most_one_block_again():
+    rig = Rig(size=90000, journal_blocks=1)
+    try:
+        _cut_power(rig, 7)
+        result = rig.run()
+        assert result.resumed_from == 7 * 4096
+        assert sum(1 for c in rig.erases() if c > 1) == 0
+        assert rig.slot_bytes() == rig.image
+    finally:
+        rig.close()
+
+
+def test_another_offer_after_a_power_cut_starts_over():
+    rig = Rig(size=60000, journal_blocks=2)
+    try:
+        _cut_power(rig, 6)
+        assert rig.journal_exists()
+        newer = espidf.make_app_image("2.0.1", size=60000)
+        rig.client.data = newer
+        rig.offer = Offer(
+            rig.offer.url, len(newer), sha256=_hex(hashlib.sha256(newer)), version="2.0.1"
+        )
+        result = rig.run()
+        assert result.resumed_from == 0 and result.version == "2.0.1"
+        buf = bytearray(len(newer))
+        esp32.Partition("ota_1").readblocks(0, buf)
+        assert bytes(buf) == newer
+    finally:
+        rig.close()
+
+
+def test_steady_state_loop_allocates_nothing():
+    # On the unix port the engine locks the heap around every _pump: any allocation inside it
+    # raises MemoryError and fails the download. On CPython this checks the plumbing only.
+    rig = Rig(size=300000, chunk=4096, window=131072, lock_heap=True)
+    try:
+        dl = rig.downloader()
+        result = dl.run(rig.offer)
+        assert result.version == "2.0.0"
+        assert rig.slot_bytes() == rig.image
+        if is_micropython():
+            assert dl.pumped_locked >= len(rig.image) * 9 // 10
+    finally:
+        rig.close()
