@@ -148,7 +148,7 @@ class Partition:
         flash = self._board.flash
         if offset is None:  # a simple write: ESP-IDF erases the range first
             _check_range(self._part, start, len(buf), True)
-            flash.erase(self._part[3] + start, len(buf))
+            flash.erase(self._part[3] + start, len(buf), False)
             flash.write(self._part[3] + start, buf, True)
         else:  # an extended write: the caller must have erased (ioctl 6)
             start += offset

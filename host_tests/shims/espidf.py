@@ -11,6 +11,7 @@
 import binascii
 import hashlib
 import struct
+import sys
 
 SECTOR = 4096
 PARTITION_TABLE_OFFSET = 0x8000
@@ -233,7 +234,10 @@ class Flash:
 
     def __init__(self, path):
         self.path = path
+        # MicroPython's unix files are unbuffered and its flush() is an fsync (150 us a call),
+        # so only CPython's buffered files are flushed, for other handles on the same file.
         self._f = open(path, "r+b")
+        self._flush = sys.implementation.name != "micropython"
         self._f.seek(0, 2)
         self.size = self._f.tell()
         self._erased = bytearray(b"\xff" * SECTOR)
@@ -253,17 +257,21 @@ class Flash:
         self._f.seek(addr)
         self._f.readinto(buf)
 
-    def erase(self, addr, size):
+    def erase(self, addr, size, fill=True):
+        """Erase whole sectors. fill=False: the caller overwrites the whole range at once (the
+        simple writeblocks form), so the 0xFF bytes need not reach the file first."""
         if addr % SECTOR or size % SECTOR or addr + size > self.size:
             raise esp_error(ESP_ERR_INVALID_ARG, "erase not sector-aligned")
         f = self._f
         f.seek(addr)
         counts = self.erase_counts
         for i in range(addr // SECTOR, (addr + size) // SECTOR):
-            f.write(self._erased)
+            if fill:
+                f.write(self._erased)
             if counts[i] < 255:
                 counts[i] += 1
-        f.flush()
+        if self._flush:
+            f.flush()
 
     def write(self, addr, buf, erased=False):
         """Program buf at addr. erased=True: the caller has just erased the range (no check)."""
@@ -283,7 +291,8 @@ class Flash:
             done += k
         f.seek(addr)
         f.write(buf)
-        f.flush()
+        if self._flush:
+            f.flush()
 
 
 def make_flash(path, size, entries):
