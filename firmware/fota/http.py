@@ -1,0 +1,722 @@
+# fota.http: the transport layer, a small HTTP/1.1 client over socket (+ ssl).
+#
+# One Client holds one connection, kept alive to the last (scheme, host, port), and one Response
+# that every request reuses: a response is valid until the client's next request. Bodies are read
+# into the caller's buffer (Response.readinto(buf) -> n, 0 at the end), Content-Length and chunked.
+#
+# Memory (devices have ~100 KB of heap): the head is parsed in place in one preallocated 512-byte
+# buffer, which also bounds a header line (512 bytes with its CRLF) and the count (32). Only the
+# headers the agent needs are kept; no dict of headers. Requests are written into the same buffer,
+# integers as digits in place, and the split of the last URL is cached, so a keep-alive
+# get_range() costs a few hundred bytes (measured in host_tests/test_http.py). A Content-Length
+# body on a plain socket is read straight from the socket into the caller's buffer and allocates
+# nothing (proved there under micropython.heap_lock()).
+#
+# MicroPython sockets: readinto(buf, n) on a blocking socket waits for all n bytes, so the head
+# (length unknown) is read non-blocking with select.poll for the timeout, and bodies blocking
+# with settimeout. CPython's recv_into returns what arrived and needs no such switching.
+#
+# Errors (fota.errors), translated from OSError/ValueError/MemoryError here at the edge:
+# DownloadError (network, TLS verification, early end, too many redirects), TimeoutError,
+# ProtocolError (malformed answer), ConfigError (https without CA, http without allow_http, bad
+# URL or header), NoMemoryError. HTTP statuses are the caller's to judge; redirects are followed.
+
+import errno
+import select
+import socket
+
+from micropython import const
+
+from fota import url as _url
+from fota.errors import ConfigError, DownloadError, NoMemoryError, OTAError, ProtocolError
+from fota.errors import TimeoutError as FotaTimeout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for pyright only: sockets differ between ports, their stubs do not
+    from typing import Any  # noqa: F401
+
+_BUF = const(512)  # head/line/request buffer: also the longest header line accepted
+_MAX_HEADERS = const(32)
+_DRAIN = const(1024)  # redirect bodies up to this size are read to keep the connection
+_DONE = const(0)  # body modes
+_LENGTH = const(1)
+_CHUNKED = const(2)
+_EOF = const(3)  # no length: the body ends when the server closes
+
+_TIMEOUTS = (errno.ETIMEDOUT, errno.EAGAIN)
+_SOCK_TIMEOUT = getattr(socket, "timeout", ())  # CPython's timeout class; none on MicroPython
+
+
+class Response:
+    """The answer to one request: status, the few parsed headers, and the body as a stream.
+
+    status, length (Content-Length or None), range_start/range_end/range_total (Content-Range as
+    ints, None when absent; "bytes */N" gives only range_total), content_type, location: str or
+    None. header(name) gives a header the request named in keep=.
+    """
+
+    def __init__(self, client):
+        self._client = client
+        self._extra = None
+        self._reset()
+
+    def _reset(self):
+        self.status = 0
+        self.length = None
+        self.range_start = self.range_end = self.range_total = None
+        self.content_type = self.location = None
+        self._mode = _DONE
+        self._left = 0  # body bytes left (Content-Length), or left in this chunk
+        self._got = 0
+        self._chunks = 0
+        self._close = False  # Connection: close (or HTTP/1.0 without keep-alive)
+        if self._extra:
+            self._extra.clear()
+
+    def header(self, name):
+        return self._extra.get(name.lower()) if self._extra else None
+
+    @property
+    def done(self):
+        return self._mode == _DONE
+
+    def readinto(self, buf):
+        """Read body bytes into buf; -> count (may be short), 0 at the end of the body.
+
+        Allocates nothing for a Content-Length body once the bytes that came with the head are
+        consumed. Raises DownloadError if the connection ends early, TimeoutError, ProtocolError.
+        """
+        mode = self._mode
+        if mode == _DONE:
+            return 0
+        client = self._client
+        try:
+            if mode == _CHUNKED and self._left == 0 and not client._chunk(self):
+                return 0
+            want = len(buf)
+            if mode != _EOF and self._left < want:
+                want = self._left
+            n = client._read(buf, want)
+        except Exception as exc:
+            raise client._fail(exc, "body from") from None
+        if n == 0:
+            if mode == _EOF:
+                client._finish(self)
+                return 0
+            client._close()
+            raise DownloadError(
+                "connection closed after %d body bytes (%d more expected)" % (self._got, self._left)
+            )
+        self._got += n
+        if mode != _EOF:
+            self._left -= n
+            if mode == _LENGTH and self._left == 0:
+                client._finish(self)
+        return n
+
+    def body(self, limit=4096):
+        """The whole body as bytes; ProtocolError if it is longer than limit."""
+        if self.length is not None and self.length > limit:
+            self.close()
+            raise ProtocolError("response body of %d bytes is over %d" % (self.length, limit))
+        out = bytearray()
+        scratch = bytearray(256)
+        while True:
+            n = self.readinto(scratch)
+            if n == 0:
+                return bytes(out)
+            if len(out) + n > limit:
+                self.close()
+                raise ProtocolError("response body is over %d bytes" % limit)
+            out.extend(scratch if n == len(scratch) else scratch[:n])
+
+    def json(self, limit=4096):
+        import json
+
+        data = self.body(limit)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise ProtocolError("the response is not valid JSON") from None
+
+    def close(self):
+        """Abandon the rest of the body (the connection closes unless the body was read)."""
+        if self._mode != _DONE:
+            self._mode = _DONE
+            self._client._close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Client:
+    """HTTP/1.1 client with one kept-alive connection.
+
+    ca: DER bytes of the CA for https (required for https, always verified with the host name);
+    allow_http: permit plain http:// (also as a redirect target); timeouts in seconds;
+    max_redirects: 301/302/303/307/308 followed, then DownloadError. `connects` counts the
+    connections opened, `requests` the requests sent.
+    """
+
+    def __init__(
+        self, ca=None, allow_http=False, connect_timeout=5.0, read_timeout=10.0, max_redirects=3
+    ):
+        self.ca = ca
+        self.allow_http = allow_http
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_redirects = max_redirects
+        self.connects = 0
+        self.requests = 0
+        self._ctx = None
+        self._buf = bytearray(_BUF)
+        self._mv = memoryview(self._buf)
+        self._wait_ms = 0
+        self._pos = self._end = self._le = 0  # buffered bytes [pos, end); end of the last line
+        self._sock = None  # type: Any  # the socket, or the TLS socket around it
+        self._raw = None  # type: Any  # where timeouts are set (MicroPython: the plain socket)
+        self._poll = None  # type: Any  # MicroPython: poll for non-blocking head reads
+        self._recv_into = None  # type: Any  # CPython: sock.recv_into
+        self._origin = None  # type: Any  # (tls, host, port) of the open connection
+        self._idle = False  # the open connection may carry the next request
+        self._url = None
+        self._parts = None  # type: Any  # cached split of self._url
+        self.response = Response(self)
+
+    # -- public API
+
+    def request(self, method, url, headers=None, body=None, json=None, keep=None):
+        """Send a request, follow redirects; -> the client's Response (valid until the next).
+
+        headers: dict of str; body: bytes; json: an object sent as JSON; keep: names of extra
+        response headers to keep for Response.header().
+        """
+        return self._request(method, url, headers, body, json, keep, -1, -1, False)
+
+    def get(self, url, headers=None, keep=None):
+        return self._request("GET", url, headers, None, None, keep, -1, -1, False)
+
+    def post(self, url, headers=None, body=None, json=None, keep=None):
+        return self._request("POST", url, headers, body, json, keep, -1, -1, False)
+
+    def put(self, url, headers=None, body=None, json=None, keep=None):
+        return self._request("PUT", url, headers, body, json, keep, -1, -1, False)
+
+    def get_range(self, url, start, end, bare=False, headers=None):
+        """GET with `Range: bytes=start-end` (end inclusive, None: to the end of the file), or
+        OneNET's bare `Range: start-end`. The caller judges 200/206/416 and the Content-Range."""
+        last = -1 if end is None else end
+        if start < 0 or (end is not None and end < start):
+            raise ConfigError("bad byte range %r-%r" % (start, end))
+        return self._request("GET", url, headers, None, None, None, start, last, bare)
+
+    def close(self):
+        self._close()
+
+    # -- requests and redirects
+
+    def _request(self, method, url, headers, body, obj, keep, first, last, bare):
+        ctype = obj is not None
+        if ctype:
+            import json
+
+            body = json.dumps(obj).encode()
+        hops = 0
+        try:
+            while True:
+                resp = self._exchange(method, url, headers, body, ctype, keep, first, last, bare)
+                if resp.status not in (301, 302, 303, 307, 308) or resp.location is None:
+                    return resp
+                if hops == self.max_redirects:
+                    break
+                hops += 1
+                location = resp.location
+                try:
+                    resp.body(_DRAIN)  # keeps the connection for a same-host redirect
+                except ProtocolError:
+                    pass
+                new = _url.resolve(url, location)
+                try:
+                    _url.split(new)
+                except ConfigError as exc:
+                    raise ProtocolError("bad redirect Location: " + exc.message) from None
+                if resp.status == 303 and method != "HEAD":
+                    method, body, ctype = "GET", None, False
+                if headers and _url.split(url)[:3] != _url.split(new)[:3]:
+                    # never hand credentials to another host
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                url = new
+        except MemoryError:
+            self._close()
+            raise NoMemoryError("out of memory in an HTTP request") from None
+        self.response.close()
+        raise DownloadError("too many redirects (more than %d)" % self.max_redirects)
+
+    def _exchange(self, method, url, headers, body, ctype, keep, first, last, bare):
+        if url is not self._url and url != self._url:
+            tls, host, port, target = _url.split(url)
+            name = "[%s]" % host if ":" in host else host
+            if port != (443 if tls else 80):
+                name = "%s:%d" % (name, port)
+            self._parts = (tls, host, port, name.encode(), target.encode())
+            self._url = url
+        tls, host, port, name, target = self._parts
+        if tls and self.ca is None:
+            raise ConfigError("https needs a CA certificate (none configured): " + url)
+        if not tls and not self.allow_http:
+            raise ConfigError("plain http is not allowed (allow_http is off): " + url)
+        resp = self.response
+        resp._reset()
+        origin = self._origin
+        reuse = self._idle and origin[0] == tls and origin[2] == port and origin[1] == host
+        if not reuse:
+            self._connect(tls, host, port)
+        self._idle = False
+        while True:
+            what = "request to"
+            try:
+                self._send(method, name, target, headers, body, ctype, first, last, bare)
+                what = "answer from"
+                got = self._fill()
+            except OSError as exc:
+                if not reuse or _is_timeout(exc):
+                    raise self._fail(exc, what) from None
+                got = 0  # a reset on a kept-alive connection: as if closed
+            except Exception as exc:
+                raise self._fail(exc, what) from None
+            if got:
+                break
+            if not reuse:
+                self._close()
+                raise DownloadError("%s:%d closed the connection without an answer" % (host, port))
+            reuse = False  # a kept-alive connection the server had closed: one new attempt
+            self._connect(tls, host, port)
+        self.requests += 1
+        try:
+            self._head(resp, method, keep)
+        except Exception as exc:
+            raise self._fail(exc, "response head from") from None
+        return resp
+
+    # -- the connection
+
+    def _connect(self, tls, host, port):
+        self._close()
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise DownloadError("cannot resolve %s: %s" % (host, exc)) from None
+        raw = None
+        for info in infos:
+            raw = socket.socket(info[0], socket.SOCK_STREAM)
+            try:
+                raw.settimeout(self.connect_timeout)
+                raw.connect(info[-1])
+                break
+            except OSError as exc:
+                raw.close()
+                raw = None
+                if _is_timeout(exc) or info is infos[-1]:
+                    raise self._fail(exc, "connect to %s:%d" % (host, port)) from None
+        if raw is None:
+            raise DownloadError("no address for %s" % host)
+        self.connects += 1
+        sock = raw
+        if tls:
+            try:
+                sock = self._context().wrap_socket(raw, server_hostname=host)
+            except (ValueError, OSError) as exc:
+                raw.close()
+                # MicroPython raises ValueError (older ports OSError(-0x2700), mbedTLS's
+                # X509_CERT_VERIFY_FAILED), CPython SSLCertVerificationError, a ValueError too
+                if isinstance(exc, ValueError) or exc.args[:1] == (-0x2700,):
+                    reason = str(exc).strip()
+                    raise DownloadError(
+                        "TLS verification of %s failed: %s" % (host, reason)
+                    ) from None
+                raise self._fail(exc, "TLS handshake with %s:%d" % (host, port)) from None
+        self._sock = sock
+        self._raw = raw
+        if hasattr(sock, "recv_into") and hasattr(sock, "settimeout"):  # CPython
+            self._raw = sock  # CPython's ssl replaced the socket object
+            self._recv_into = getattr(sock, "recv_into")  # noqa: B009
+        else:  # MicroPython: readinto(buf, n), and timeouts on the plain socket
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+        self._raw.settimeout(self.read_timeout)
+        self._wait_ms = int(self.read_timeout * 1000)
+        self._origin = (tls, host, port)
+        self._pos = self._end = 0
+
+    def _context(self):
+        ctx = self._ctx
+        if ctx is None:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            try:
+                ctx.load_verify_locations(cadata=self.ca)
+            except (ValueError, OSError) as exc:
+                raise ConfigError("the CA is not a usable DER certificate: %s" % exc) from None
+            self._ctx = ctx
+        return ctx
+
+    def _close(self):
+        sock = self._sock
+        self._sock = self._raw = self._poll = self._recv_into = None
+        self._origin = None
+        self._idle = False
+        self.response._mode = _DONE
+        self._pos = self._end = 0
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _fail(self, exc, what):
+        # the fota error for exc, after closing the connection; OTAErrors pass through
+        origin = self._origin
+        if origin is not None:
+            what = "%s %s:%d" % (what, origin[1], origin[2])
+        self._close()
+        if isinstance(exc, OTAError):
+            return exc
+        if isinstance(exc, MemoryError):
+            return NoMemoryError("out of memory: " + what)
+        if isinstance(exc, OSError) and _is_timeout(exc):
+            return FotaTimeout("timed out: " + what)
+        if isinstance(exc, OSError):
+            return DownloadError("network error: %s: %r" % (what, exc))
+        return exc
+
+    def _blocking(self, on):
+        # MicroPython only: bodies are read blocking (with the timeout), heads non-blocking
+        if self._poll is not None:
+            if on:
+                self._raw.settimeout(self.read_timeout)
+            else:
+                self._raw.setblocking(False)
+
+    def _recv(self, buf, n):
+        # up to n bytes from the socket into buf; 0 at EOF; OSError (ETIMEDOUT) on timeout
+        recv_into = self._recv_into
+        if recv_into is not None:
+            return recv_into(buf, n)
+        sock = self._sock
+        while True:
+            got = sock.readinto(buf, n)
+            if got is not None:
+                return got
+            for _ in self._poll.ipoll(self._wait_ms):
+                break
+            else:
+                raise OSError(errno.ETIMEDOUT)
+
+    def _read(self, buf, n):
+        # body bytes: those that came with the head first (one copy), then straight from the socket
+        pos = self._pos
+        k = self._end - pos
+        if k <= 0:
+            return self._recv(buf, n)
+        if k > n:
+            k = n
+        buf[0:k] = self._mv[pos : pos + k]
+        self._pos = pos + k
+        return k
+
+    def _fill(self):
+        # more bytes into the buffer after the buffered ones; -> count, 0 at EOF
+        pos, end = self._pos, self._end
+        if pos:
+            if pos < end:
+                self._mv[0 : end - pos] = self._mv[pos:end]
+            end -= pos
+            self._pos, self._end = 0, end
+        n = self._recv(self._mv[end:], _BUF - end)
+        self._end = end + n
+        return n
+
+    def _line(self):
+        # -> start of the next line in the buffer; self._le = its end without CR LF
+        buf = self._buf
+        while True:
+            i = buf.find(b"\n", self._pos, self._end)
+            if i >= 0:
+                break
+            if self._pos == 0 and self._end == _BUF:
+                raise ProtocolError("header line longer than %d bytes" % _BUF)
+            if self._fill() == 0:
+                raise DownloadError("connection closed in the middle of a response head")
+        start = self._pos
+        self._pos = i + 1
+        if i > start and buf[i - 1] == 13:
+            i -= 1
+        self._le = i
+        return start
+
+    def _finish(self, resp):
+        # the body was read to its end: keep the connection for the next request if we may
+        resp._mode = _DONE
+        if resp._close or self._pos != self._end:
+            self._close()
+        else:
+            self._idle = True
+
+    # -- the request head, written into the buffer
+
+    def _send(self, method, name, target, headers, body, ctype, first, last, bare):
+        self._blocking(True)
+        self._pos = self._end = 0
+        put = self._put
+        put(b"GET" if method == "GET" else method.encode())
+        put(b" ")
+        put(target)
+        put(b" HTTP/1.1\r\nHost: ")
+        put(name)
+        if first >= 0:
+            put(b"\r\nRange: " if bare else b"\r\nRange: bytes=")
+            self._putint(first)
+            put(b"-")
+            if last >= 0:
+                self._putint(last)
+        if headers:
+            for key in headers:
+                value = str(headers[key])
+                for text in (key, value):
+                    if "\n" in text or "\r" in text:
+                        raise ConfigError("line break in HTTP header %r" % key)
+                put(b"\r\n")
+                put(key.encode())
+                put(b": ")
+                put(value.encode())
+        if ctype:
+            put(b"\r\nContent-Type: application/json")
+        if body is not None or method in ("POST", "PUT"):
+            put(b"\r\nContent-Length: ")
+            self._putint(0 if body is None else len(body))
+        put(b"\r\n\r\n")
+        if body:
+            put(body)
+        self._flush()
+        self._blocking(False)
+
+    def _flush(self):
+        self._sock.sendall(self._mv[0 : self._end])
+        self._end = 0
+
+    def _put(self, data):
+        n = len(data)
+        end = self._end
+        if end + n > _BUF:
+            self._flush()
+            end = 0
+            if n > _BUF:
+                self._sock.sendall(data)
+                return
+        self._mv[end : end + n] = data
+        self._end = end + n
+
+    def _putint(self, value):
+        # decimal digits of value >= 0, in place
+        digits, rest = 1, value
+        while rest >= 10:
+            rest //= 10
+            digits += 1
+        if self._end + digits > _BUF:
+            self._flush()
+        i = self._end = self._end + digits
+        buf = self._buf
+        while digits:
+            i -= 1
+            buf[i] = 48 + value % 10
+            value //= 10
+            digits -= 1
+
+    # -- the response head, parsed in place
+
+    def _head(self, resp, method, keep):
+        buf = self._buf
+        names = [(k.lower().encode(), k.lower()) for k in keep] if keep else None
+        if names and resp._extra is None:
+            resp._extra = {}
+        while True:
+            start, end = self._line(), self._le
+            if (
+                end - start < 12
+                or not _ieq(buf, start, b"http/1.")
+                or not 48 <= buf[start + 7] <= 57
+                or buf[start + 8] != 32
+                or (end > start + 12 and buf[start + 12] != 32)
+            ):
+                raise ProtocolError("malformed status line")
+            status = _num(buf, start + 9, start + 12, 10)
+            if status < 100:
+                raise ProtocolError("malformed status line")
+            resp.status = status
+            resp._close = buf[start + 7] == 48  # HTTP/1.0 closes unless it says keep-alive
+            count = 0
+            chunked = False
+            while True:
+                start, end = self._line(), self._le
+                if start == end:
+                    break
+                count += 1
+                if count > _MAX_HEADERS:
+                    raise ProtocolError("more than %d header lines" % _MAX_HEADERS)
+                colon = buf.find(b":", start, end)
+                if colon <= start or buf[start] in (32, 9):
+                    raise ProtocolError("malformed header line")
+                vs = colon + 1
+                while vs < end and buf[vs] in (32, 9):
+                    vs += 1
+                while end > vs and buf[end - 1] in (32, 9):
+                    end -= 1
+                chunked = self._field(resp, buf, start, colon, vs, end, names) or chunked
+            if status >= 200:
+                break
+            if status == 101:
+                raise ProtocolError("unexpected 101 Switching Protocols")
+            resp._reset()  # 1xx: an interim answer, the real one follows
+        if method == "HEAD" or status in (204, 304):
+            resp._mode = _DONE
+        elif chunked:
+            resp._mode, resp.length = _CHUNKED, None
+        elif resp.length is not None:
+            resp._mode, resp._left = _LENGTH, resp.length
+        else:
+            resp._mode, resp._close = _EOF, True
+        if resp._mode == _DONE or (resp._mode == _LENGTH and resp._left == 0):
+            self._finish(resp)
+        elif resp._mode != _CHUNKED:
+            self._blocking(True)
+
+    def _field(self, resp, buf, start, colon, vs, ve, names):
+        # one header field: keeps what the agent needs; -> True for chunked Transfer-Encoding
+        n = colon - start
+        if n == 14 and _ieq(buf, start, b"content-length"):
+            value = _num(buf, vs, ve, 10)
+            if value < 0 or (resp.length is not None and resp.length != value):
+                raise ProtocolError("bad Content-Length")
+            resp.length = value
+        elif n == 13 and _ieq(buf, start, b"content-range"):
+            _content_range(resp, buf, vs, ve)
+        elif n == 17 and _ieq(buf, start, b"transfer-encoding"):
+            if ve - vs != 7 or not _ieq(buf, vs, b"chunked"):
+                raise ProtocolError("unsupported Transfer-Encoding")
+            return True
+        elif n == 10 and _ieq(buf, start, b"connection"):
+            if _has(buf, vs, ve, b"close"):
+                resp._close = True
+            elif _has(buf, vs, ve, b"keep-alive"):
+                resp._close = False
+        elif n == 8 and _ieq(buf, start, b"location"):
+            resp.location = _text(self._mv, vs, ve)
+        elif n == 12 and _ieq(buf, start, b"content-type"):
+            resp.content_type = _text(self._mv, vs, ve)
+        elif names:
+            for raw, key in names:
+                if n == len(raw) and _ieq(buf, start, raw):
+                    resp._extra[key] = _text(self._mv, vs, ve)
+        return False
+
+    def _chunk(self, resp):
+        # the lines before the next chunk; -> True (resp._left = its size) or False at the end
+        buf = self._buf
+        if resp._chunks:
+            start = self._line()
+            if start != self._le:
+                raise ProtocolError("no CRLF after a chunk")
+        resp._chunks += 1
+        start = self._line()
+        end = self._le
+        i = buf.find(b";", start, end)
+        if i >= 0:
+            end = i
+        while end > start and buf[end - 1] in (32, 9):
+            end -= 1
+        size = _num(buf, start, end, 16)
+        if size < 0:
+            raise ProtocolError("bad chunk size")
+        if size:
+            resp._left = size
+            return True
+        for _ in range(_MAX_HEADERS + 1):  # trailer fields, ignored
+            start = self._line()
+            if start == self._le:
+                self._finish(resp)
+                return False
+        raise ProtocolError("more than %d trailer lines" % _MAX_HEADERS)
+
+
+# -- in-place parsing helpers (no allocation)
+
+
+def _is_timeout(exc):
+    if isinstance(exc, _SOCK_TIMEOUT):
+        return True
+    code = exc.args[0] if exc.args else None
+    return isinstance(code, int) and (code in _TIMEOUTS or -code in _TIMEOUTS)
+
+
+def _ieq(buf, start, name):
+    # buf[start:start+len(name)] equals the lowercase name, ignoring ASCII case
+    for i in range(len(name)):
+        if buf[start + i] | 32 != name[i]:
+            return False
+    return True
+
+
+def _has(buf, start, end, token):
+    for i in range(start, end - len(token) + 1):
+        if _ieq(buf, i, token):
+            return True
+    return False
+
+
+def _num(buf, start, end, base):
+    # the digits buf[start:end] as an int; -1 if empty, over 15 digits or not digits
+    if start >= end or end - start > 15:
+        return -1
+    value = 0
+    for i in range(start, end):
+        c = buf[i]
+        if 48 <= c <= 57:
+            c -= 48
+        elif base == 16 and 97 <= c | 32 <= 102:
+            c = (c | 32) - 87
+        else:
+            return -1
+        value = value * base + c
+    return value
+
+
+def _text(mv, start, end):
+    try:
+        return str(mv[start:end], "utf-8")
+    except ValueError:
+        raise ProtocolError("header value is not UTF-8") from None
+
+
+def _content_range(resp, buf, start, end):
+    # "bytes A-B/N", "bytes A-B/*" or "bytes */N"; anything else is a ProtocolError
+    slash = buf.find(b"/", start, end)
+    if end - start < 9 or not _ieq(buf, start, b"bytes ") or slash < 0:
+        raise ProtocolError("malformed Content-Range")
+    total = None if slash + 2 == end and buf[slash + 1] == 42 else _num(buf, slash + 1, end, 10)
+    first = last = None
+    if not (slash == start + 7 and buf[start + 6] == 42):
+        dash = buf.find(b"-", start + 6, slash)
+        first = _num(buf, start + 6, dash, 10) if dash >= 0 else -1
+        last = _num(buf, dash + 1, slash, 10) if dash >= 0 else -1
+        if first < 0 or last < first or (total is not None and last >= total):
+            raise ProtocolError("malformed Content-Range")
+    elif total is None:
+        raise ProtocolError("malformed Content-Range")
+    if total is not None and total < 0:
+        raise ProtocolError("malformed Content-Range")
+    resp.range_start, resp.range_end, resp.range_total = first, last, total

@@ -1,0 +1,84 @@
+# URL handling for fota.http: split absolute http(s) URLs, resolve redirect Locations.
+#
+# Runs once per new URL (the client caches the split of the last one), so it may allocate a few
+# small strings. Raises ConfigError for a URL the client cannot use; the client turns that into
+# ProtocolError when the URL came from a server's Location header.
+
+from fota.errors import ConfigError
+
+
+def _authority_end(url, start):
+    # index of the first "/", "?" or "#" at or after start, else len(url)
+    end = len(url)
+    for sep in "/?#":
+        i = url.find(sep, start)
+        if 0 <= i < end:
+            end = i
+    return end
+
+
+def split(url):
+    """(tls, host, port, target) of an absolute http:// or https:// URL.
+
+    target is the path and query ("/" when empty), without the fragment. IPv6 hosts come
+    without their brackets.
+    """
+    for c in url:
+        if c <= " " or c == "\x7f":
+            raise ConfigError("URL contains a space or control character: %r" % url)
+    i = url.find("://")
+    scheme = url[:i].lower() if i > 0 else ""
+    if scheme == "https":
+        tls, port = True, 443
+    elif scheme == "http":
+        tls, port = False, 80
+    else:
+        raise ConfigError("not an http:// or https:// URL: %r" % url)
+    start = i + 3
+    end = _authority_end(url, start)
+    authority = url[start:end]
+    target = url[end:]
+    i = target.find("#")
+    if i >= 0:
+        target = target[:i]
+    if not target.startswith("/"):
+        target = "/" + target
+    if "@" in authority:
+        raise ConfigError("credentials in URLs are not supported: %r" % url)
+    if authority.startswith("["):
+        i = authority.find("]")
+        host = authority[1:i] if i > 0 else ""
+        rest = authority[i + 1 :] if i > 0 else ""
+    else:
+        i = authority.find(":")
+        host = authority if i < 0 else authority[:i]
+        rest = "" if i < 0 else authority[i:]
+    if rest:
+        digits = rest[1:]
+        if rest[0] != ":" or not digits.isdigit() or len(digits) > 5 or not 0 < int(digits) < 65536:
+            raise ConfigError("bad port in URL: %r" % url)
+        port = int(digits)
+    if not host:
+        raise ConfigError("no host in URL: %r" % url)
+    return tls, host, port, target
+
+
+def resolve(base, location):
+    """The absolute URL that a Location header means relative to base (an absolute URL)."""
+    if location.find("://") > 0:
+        return location
+    start = base.find("://") + 3
+    if location.startswith("//"):
+        return base[: start - 2] + location
+    end = _authority_end(base, start)
+    origin = base[:end]
+    if location.startswith("/"):
+        return origin + location
+    path = base[end:]
+    if location.startswith("?"):
+        return origin + path.split("?")[0].split("#")[0] + location
+    for sep in "?#":
+        i = path.find(sep)
+        if i >= 0:
+            path = path[:i]
+    return origin + path[: path.rfind("/") + 1] + (location if path else "/" + location)
