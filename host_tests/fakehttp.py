@@ -13,7 +13,7 @@ _PARTIAL = 2
 class FakeResponse:
     def __init__(self, server, status, start, end, total, body_len):
         self.status = status
-        self.content_length = body_len
+        self.length = body_len
         self.range_start = start
         self.range_end = end
         self.range_total = total

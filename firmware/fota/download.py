@@ -48,6 +48,8 @@ class Downloader:
     client: fota.http client (get_range); slot: an Esp32Slot-like sink; journal: fota.journal;
     clock: anything with ticks_ms/ticks_diff/sleep_ms (the `time` module on a device);
     on_event(kind, info): called between pumps with "resume", "progress", "retry", "verified".
+    image_sha=False leaves the image's appended SHA-256 to set_boot() (ESP-IDF verifies it there
+    too), saving a full re-read of the slot; the offer's digests are always checked.
     """
 
     def __init__(
@@ -57,14 +59,15 @@ class Downloader:
         journal,
         clock,
         chunk=4096,
-        window=262144,
+        window=524288,
         bare_range=False,
         retries=5,
         backoff_ms=1000,
         backoff_max_ms=60000,
-        journal_blocks=16,
+        journal_blocks=32,
         progress_step=10,
         readback=False,
+        image_sha=True,
         on_event=None,
         lock_heap=False,
     ):
@@ -86,6 +89,7 @@ class Downloader:
         self._commit_every = _round_up(max(journal_blocks * _BLOCK, size), size)
         self._step = progress_step
         self._readback = readback
+        self._image_sha = image_sha
         self._on_event = on_event
         self._lock = lock_heap and heap_lock is not None
         import gc
@@ -175,7 +179,7 @@ class Downloader:
                 )
             return resp, end
         if status == 200:  # Range ignored (or OneNET's answer to a range past the end): whole file
-            length = resp.content_length
+            length = resp.length
             if length is not None and length != offer.size:
                 resp.close()
                 raise errors.VerifyError(
@@ -199,6 +203,7 @@ class Downloader:
         end = size if not window else min(size, (start // window + 1) * window)
         resp, end = self._open(start, end)
         lock = self._lock
+        first = True  # the first read may return bytes that came with the head: not steady state
         try:
             while True:
                 got = self._written + self._pos
@@ -206,7 +211,7 @@ class Downloader:
                     break
                 stop = min(end, self._next_commit)
                 moved = 0
-                if self._pos % self._chunk == 0:
+                if self._pos % self._chunk == 0 and not first:
                     if lock:
                         heap_lock()  # type: ignore[misc]
                         try:
@@ -219,6 +224,7 @@ class Downloader:
                     moved = self._written + self._pos - got
                 if moved == 0:
                     moved = self._read_odd(resp, stop)
+                    first = False
                 if moved <= 0:
                     raise errors.DownloadError(
                         "connection closed at byte %d of %d" % (got, size), retryable=True
@@ -313,7 +319,7 @@ class Downloader:
     def _verify(self):
         offer = self._offer
         self._digests.verify()
-        version = self._slot.validate(offer.size, self._scratch)
+        version = self._slot.validate(offer.size, self._scratch, self._image_sha)
         if offer.version and compare(version, offer.version) != 0:
             raise errors.VersionError(
                 "the image says version %s, the offer %s" % (version, offer.version)

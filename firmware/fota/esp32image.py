@@ -73,21 +73,23 @@ def _header(buf, chip_id):
     return count, buf[23]
 
 
-def check(part, length, chip_id, scratch):
+def check(part, length, chip_id, scratch, sha=True):
     """Check the image in bytes [0, length) of part; return its version string.
 
     length: the offer's size (the image may be shorter: trailing bytes are not checked).
     chip_id: the board's esp_image_header_t chip id (0 esp32, 2 esp32s2, 5 esp32c3, 9 esp32s3 ...).
+    sha: re-read the image to check its appended SHA-256 (a full pass over the slot; set_boot()
+    repeats that check in ESP-IDF, so callers that rely on it may skip this one).
     Raises VerifyError with the reason, FlashError when a read fails.
     """
     mv = _scratch(scratch)
     try:
-        return _check(part, length, chip_id, mv)
+        return _check(part, length, chip_id, mv, sha)
     except OSError as exc:
         raise FlashError("reading the image back failed: %s" % exc)
 
 
-def _check(part, length, chip_id, mv):
+def _check(part, length, chip_id, mv, sha):
     if length < _HEADER_LEN:
         raise VerifyError("image length %d is shorter than the 24-byte image header" % length)
     count, hash_appended = _header(_read(part, mv, 0, _HEADER_LEN), chip_id)
@@ -117,7 +119,7 @@ def _check(part, length, chip_id, mv):
             "image needs %d bytes (checksum%s included), more than the length %d"
             % (end, " and SHA-256" if hash_appended == 1 else "", length)
         )
-    if hash_appended == 1:
+    if hash_appended == 1 and sha:
         h = hashlib.sha256()
         hash_slot(part, pos, h, mv)
         computed = h.digest()

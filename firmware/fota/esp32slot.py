@@ -57,10 +57,12 @@ class Esp32Slot:
         except OSError as exc:
             raise errors.FlashError("reading block %d of %s failed: %s" % (block, self.label, exc))
 
-    def validate(self, size, scratch):
-        """Check the ESP32 image in the slot; return the version from its app descriptor."""
+    def validate(self, size, scratch, sha=True):
+        """Check the ESP32 image in the slot; return the version from its app descriptor.
+
+        sha=False leaves the appended SHA-256 to set_boot(), which ESP-IDF checks anyway."""
         try:
-            return esp32image.check(self.part, size, self.chip_id, scratch)
+            return esp32image.check(self.part, size, self.chip_id, scratch, sha)
         except OSError as exc:
             raise errors.FlashError("reading %s failed: %s" % (self.label, exc))
 
