@@ -180,7 +180,7 @@ class Partition:
             board.flash.erase(od[3], 2 * espidf.SECTOR)
             return
         try:
-            espidf.image_length(self._read, part[4], board.chip_id)
+            espidf.image_length(self._read, part[4], board.chip_id, self._readinto)
         except ValueError as exc:
             raise espidf.esp_error(espidf.ESP_ERR_OTA_VALIDATE_FAILED, str(exc))
         slots = espidf.ota_slots(board.parts)
@@ -222,3 +222,6 @@ class Partition:
 
     def _read(self, offset, n):
         return self._board.flash.read(self._part[3] + offset, n)
+
+    def _readinto(self, offset, buf):
+        self._board.flash.readinto(self._part[3] + offset, buf)
