@@ -17,6 +17,7 @@ MPY := $(patsubst firmware/%.py,$(BUILD)/mpy/%.mpy,$(FIRMWARE_PY))
 help:
 	@echo "make test    lint, type check, mpy-cross, pytest on CPython and on the MicroPython unix port"
 	@echo "make demo    a full OTA on the virtual board against a local cloud emulator"
+	@echo "make bench   throughput, heap and allocation of the engine against this machine's limits"
 	@echo "make mpy     compile the agent to .mpy files in $(BUILD)/mpy"
 	@echo "make setup   create $(VENV) from the pinned requirements"
 
@@ -57,6 +58,10 @@ $(BUILD)/mpy/%.mpy: firmware/%.py
 
 pytest: $(READY)
 	$(BIN)/python -m pytest
+
+# Side-by-side throughput, heap and allocation figures; needs nginx (apt-get install nginx).
+bench: $(READY)
+	$(BIN)/python tools/bench.py
 
 demo: $(READY)
 	@echo "make demo: the virtual board and the cloud emulators are not built yet (issue 6)."
