@@ -155,9 +155,9 @@ def main(argv=None) -> int:
     header = (
         "Measured by `make bench` on %s: %d rounds, median MB/s (10^6 bytes/s), a %d-byte image "
         "over loopback from nginx, chunk %d bytes, MicroPython unix port (64-bit: pointers "
-        "take 8 bytes here, 4 on an ESP32, so most objects are larger than on a board). The heap figure includes the "
-        "esp32 shim and its ESP-IDF format module (about 19 KB here, C code on a device) and "
-        "the bench script.\n\n"
+        "take 8 bytes here, 4 on an ESP32, so most objects are larger than on a board). "
+        "The heap figure includes the esp32 shim and its ESP-IDF format module (about 19 KB "
+        "here, C code on a device) and the bench script.\n\n"
         % (time.strftime("%Y-%m-%d"), opts.rounds, size, opts.chunk)
     )
     table = header + "\n".join(rows) + "\n"
