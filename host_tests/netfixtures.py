@@ -74,20 +74,19 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import socketserver
 import ssl
-import subprocess
+import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import nginx  # noqa: E402  (tools/nginx.py: the nginx runner the bench uses too)
+
 FILES = (("empty.bin", 0), ("small.bin", 10_000), ("medium.bin", 300_000), ("large.bin", 1_500_000))
-READY_DEADLINE_S = 10.0
-STOP_TIMEOUT_S = 10.0
 ENV_NAMES = (
     "FOTA_TEST_FILES",
     "FOTA_TEST_NGINX",
@@ -106,15 +105,21 @@ _state = {}
 def pytest_configure(config):
     if _state or config.option.help or config.option.version:
         return
-    binary = _nginx_binary()  # before anything starts: fail loudly with the fix
     try:
-        _start_all(binary)
+        nginx.binary()  # before anything starts: fail loudly with the fix
+    except nginx.NginxError:
+        raise pytest.UsageError(APT_HINT) from None
+    try:
+        _start_all()
+    except nginx.NginxError as exc:
+        pytest_unconfigure(config)
+        raise pytest.UsageError(str(exc)) from None
     except BaseException:
         pytest_unconfigure(config)
         raise
 
 
-def _start_all(binary):
+def _start_all():
     root = Path(tempfile.mkdtemp(prefix="fota-net-"))
     _state["root"] = root
     files = root / "files"
@@ -128,7 +133,9 @@ def _start_all(binary):
     _state["fault"] = (fault, fault_tls)
     for server in (fault, fault_tls):
         threading.Thread(target=server.serve_forever, name="fota-fault", daemon=True).start()
-    plain, tls = _start_nginx(binary, root, files, pki)
+    server = nginx.Nginx(_nginx_servers(files, pki), nports=2)
+    _state["nginx"] = server
+    plain, tls = server.start()
     os.environ["FOTA_TEST_FILES"] = str(files)
     os.environ["FOTA_TEST_NGINX"] = "http://127.0.0.1:%d" % plain
     os.environ["FOTA_TEST_NGINX_TLS"] = "https://localhost:%d" % tls
@@ -137,9 +144,9 @@ def _start_all(binary):
 
 
 def pytest_unconfigure(config):
-    proc = _state.pop("nginx", None)
-    if proc is not None:
-        _stop(proc)
+    server = _state.pop("nginx", None)
+    if server is not None:
+        server.stop()
     for server in _state.pop("fault", ()):
         server.shutdown()
         server.server_close()
@@ -245,24 +252,11 @@ def _make_pki(files, pki):
 
 # -- nginx --------------------------------------------------------------------------------------
 
-_NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid {root}/nginx.pid;
-error_log {root}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path {root}/tmp/body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    keepalive_timeout 75s;
-    keepalive_requests 100000;
+
+def _nginx_servers(files, pki):
+    def servers(ports):
+        plain, tls = ports
+        return f"""\
     server {{
         listen 127.0.0.1:{plain};
         root {files};
@@ -278,73 +272,9 @@ http {{
         root {files};
         location / {{ }}
         location ~ ^/to-plain/(.*)$ {{ return 302 http://127.0.0.1:{plain}/$1; }}
-    }}
-}}
-"""
+    }}"""
 
-
-def _nginx_binary():
-    found = shutil.which("nginx")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/nginx", "/usr/local/sbin/nginx"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise pytest.UsageError(APT_HINT)
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_nginx(binary, root, files, pki):
-    """Start nginx on two free ports; retry if another process took a port in between."""
-    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (root / "tmp" / name).mkdir(parents=True, exist_ok=True)
-    last_error = ""
-    for _attempt in range(3):
-        plain, tls = _free_port(), _free_port()
-        conf = root / "nginx.conf"
-        conf.write_text(_NGINX_CONF.format(root=root, files=files, pki=pki, plain=plain, tls=tls))
-        log = root / "nginx-error.log"
-        cmd = [binary, "-p", str(root), "-c", str(conf), "-e", str(log)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if _wait_ready(proc, (plain, tls)):
-            _state["nginx"] = proc
-            return plain, tls
-        _stop(proc)
-        last_error = log.read_text(errors="replace") if log.exists() else ""
-        last_error += proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    raise pytest.UsageError("nginx did not start: %s" % last_error.strip())
-
-
-def _wait_ready(proc, ports):
-    """Poll the ports with connect attempts until they answer, nginx dies or the deadline."""
-    deadline = time.monotonic() + READY_DEADLINE_S
-    pending = list(ports)
-    while pending and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5):
-                pending.pop(0)
-        except OSError:
-            time.sleep(0.005)  # polling interval, not synchronisation
-    return not pending
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT_S)
-    if proc.stderr:
-        proc.stderr.close()
+    return servers
 
 
 # -- the fault-injecting server -----------------------------------------------------------------

@@ -1,10 +1,15 @@
-"""Run Debian's nginx in the foreground on 127.0.0.1 serving one folder, for benches and demos.
+"""Debian's nginx in the foreground on 127.0.0.1 with a private config: benches, tests, demos.
 
-    with serve_folder(folder) as base_url:   # "http://127.0.0.1:PORT"
+    with serve_folder(folder) as base_url:        # "http://127.0.0.1:PORT"
         ...
 
+    server = Nginx(lambda ports: "server { listen 127.0.0.1:%d; ... }" % ports[0], nports=1)
+    ports = server.start()  # free ports, retried if another process takes one meanwhile
+    server.stop()
+
 Keep-alive and Range exactly as nginx does them. Runs as root with `user root;` so that its
-workers can read private temp folders (toolchain-notes). Waits for the port with a deadline.
+workers can read private temp folders (toolchain-notes). Readiness is a connect to each port,
+polled until a deadline.
 """
 
 import contextlib
@@ -16,6 +21,8 @@ import time
 from pathlib import Path
 
 APT_HINT = "nginx is needed here: run `apt-get install -y nginx`"
+READY_DEADLINE_S = 20.0
+STOP_TIMEOUT_S = 10.0
 
 _CONF = """\
 daemon off;
@@ -24,21 +31,19 @@ worker_processes 1;
 user root;
 pid {run}/nginx.pid;
 error_log {run}/error.log warn;
-events {{ worker_connections 64; }}
+events {{ worker_connections 256; }}
 http {{
     access_log off;
     sendfile on;
+    default_type application/octet-stream;
+    client_body_temp_path {run}/tmp/body;
+    proxy_temp_path {run}/tmp/proxy;
+    fastcgi_temp_path {run}/tmp/fastcgi;
+    uwsgi_temp_path {run}/tmp/uwsgi;
+    scgi_temp_path {run}/tmp/scgi;
+    keepalive_timeout 75s;
     keepalive_requests 100000;
-    client_body_temp_path {run}/body;
-    proxy_temp_path {run}/proxy;
-    fastcgi_temp_path {run}/fastcgi;
-    uwsgi_temp_path {run}/uwsgi;
-    scgi_temp_path {run}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        default_type application/octet-stream;
-    }}
+{servers}
 }}
 """
 
@@ -48,49 +53,95 @@ class NginxError(Exception):
 
 
 def binary():
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
-    )
-    if not found:
-        raise NginxError(APT_HINT)
-    return found
+    found = shutil.which("nginx")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/nginx", "/usr/local/sbin/nginx"):
+        if Path(candidate).exists():
+            return candidate
+    raise NginxError(APT_HINT)
 
 
 def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Nginx:
+    """servers(ports) -> the `server { ... }` blocks for the given list of nports free ports."""
+
+    def __init__(self, servers, nports=1):
+        self._servers = servers
+        self._nports = nports
+        self._proc = None
+        self._run = None
+
+    def start(self):
+        exe = binary()
+        self._run = Path(tempfile.mkdtemp(prefix="fota-nginx-"))
+        for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self._run / "tmp" / name).mkdir(parents=True)
+        last_error = ""
+        for _attempt in range(3):
+            ports = [_free_port() for _ in range(self._nports)]
+            conf = self._run / "nginx.conf"
+            conf.write_text(_CONF.format(run=self._run, servers=self._servers(ports)))
+            log = self._run / "error.log"
+            self._proc = subprocess.Popen(
+                [exe, "-p", str(self._run), "-c", str(conf), "-e", str(log)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            if self._wait_ready(ports):
+                return ports
+            self._stop_proc()
+            last_error = log.read_text(errors="replace") if log.exists() else ""
+        self.stop()
+        raise NginxError("nginx did not start: %s" % last_error.strip())
+
+    def _wait_ready(self, ports):
+        deadline = time.monotonic() + READY_DEADLINE_S
+        pending = list(ports)
+        while pending and time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5):
+                    pending.pop(0)
+            except OSError:
+                time.sleep(0.005)  # polling interval, bounded by the deadline
+        return not pending
+
+    def _stop_proc(self):
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        if proc.stderr:
+            proc.stderr.close()
+
+    def stop(self):
+        self._stop_proc()
+        if self._run is not None:
+            shutil.rmtree(self._run, ignore_errors=True)
+            self._run = None
 
 
 @contextlib.contextmanager
-def serve_folder(folder, deadline_s=10.0):
-    exe = binary()
-    with tempfile.TemporaryDirectory(prefix="fota-nginx-") as run:
-        port = _free_port()
-        conf = Path(run) / "nginx.conf"
-        conf.write_text(_CONF.format(run=run, port=port, root=Path(folder).resolve()))
-        proc = subprocess.Popen(
-            [exe, "-c", str(conf), "-p", run],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            end = time.monotonic() + deadline_s
-            while True:
-                if proc.poll() is not None:
-                    raise NginxError("nginx exited: " + proc.stderr.read().decode(errors="replace"))
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > end:
-                        raise NginxError("nginx did not listen on port %d" % port) from None
-                    time.sleep(0.02)  # polling a port, bounded by the deadline above
-            yield "http://127.0.0.1:%d" % port
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+def serve_folder(folder):
+    root = Path(folder).resolve()
+    server = Nginx(
+        lambda ports: "    server { listen 127.0.0.1:%d; root %s; }" % (ports[0], root), 1
+    )
+    ports = server.start()
+    try:
+        yield "http://127.0.0.1:%d" % ports[0]
+    finally:
+        server.stop()
