@@ -340,6 +340,21 @@ def test_another_offer_after_a_power_cut_starts_over():
         rig.close()
 
 
+class HungrySlot(Esp32Slot):
+    def write(self, block, buf):
+        raise MemoryError()
+
+
+def test_out_of_memory_is_reported_as_such():
+    rig = Rig(size=30000)
+    try:
+        exc = raises(errors.OTAError, rig.run, slot=HungrySlot("esp32"))
+        assert exc.reason == errors.NO_MEMORY
+        assert rig.boot_label() == "ota_0"
+    finally:
+        rig.close()
+
+
 def test_steady_state_loop_allocates_nothing():
     # On the unix port the engine locks the heap around every _pump: any allocation inside it
     # raises MemoryError and fails the download. On CPython this checks the plumbing only.

@@ -194,7 +194,7 @@ class Downloader:
                 % (start, end - 1, offer.size)
             )
         retry = status >= 500 or status in (408, 429)
-        raise errors.DownloadError("HTTP %d for %s" % (status, "the image"), retryable=retry)
+        raise errors.DownloadError("HTTP %d for the image" % status, retryable=retry)
 
     def _fetch(self, start):
         """One Range request from `start`, read until its window ends. Allocation per request."""
@@ -253,6 +253,12 @@ class Downloader:
 
     def run(self, offer):
         """Download, verify and activate `offer`. Returns a Result; raises an OTAError."""
+        try:
+            return self._run(offer)
+        except MemoryError:
+            raise errors.NoMemoryError("out of memory during the download") from None
+
+    def _run(self, offer):
         offer.check(self._slot.capacity)
         self._slot.begin(offer.size)
         self._offer = offer
