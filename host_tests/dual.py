@@ -68,15 +68,6 @@ def new_board(name="esp32", version=None, tmp=None):
     tmp = tmp or tmpdir()
     path = tmp + "/flash.bin"
     profile = board_profile(name)
-    espidf.make_board_flash(path, profile)
-    if version is not None:
-        flash = espidf.Flash(path)
-        parts = espidf.partitions(flash)
-        slot = espidf.ota_slots(parts)[0]
-        image = espidf.make_app_image(version, profile["chip"])
-        flash.write(slot[3], image)
-        od, _ = espidf.read_otadata(flash, parts)
-        espidf.write_ota_entry(flash, od, 0, 1, espidf.OTA_IMG_VALID)
-        flash.close()
+    espidf.make_board_flash(path, profile, version)
     esp32.attach(path, profile["chip"])
     return tmp, path

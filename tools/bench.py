@@ -58,13 +58,7 @@ def _prepare(work: Path):
     (served / "fw.bin").write_bytes(image)
     profile = __import__("json").loads((ROOT / "boards/esp32/board.json").read_text())
     flash_path = work / "flash.bin"
-    espidf.make_board_flash(str(flash_path), profile)
-    flash = espidf.Flash(str(flash_path))
-    parts = espidf.partitions(flash)
-    flash.write(espidf.ota_slots(parts)[0][3], espidf.make_app_image("1.0.0"))
-    od, _ = espidf.read_otadata(flash, parts)
-    espidf.write_ota_entry(flash, od, 0, 1, espidf.OTA_IMG_VALID)
-    flash.close()
+    espidf.make_board_flash(str(flash_path), profile, "1.0.0")
     # The agent from .mpy as on a device; the shims (C modules on a device) and the bench script
     # compiled too, so that compiling source does not count against the heap.
     mpy = work / "mpy"

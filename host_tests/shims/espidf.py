@@ -380,18 +380,19 @@ def bootloader(flash, chip_id):
     """
     parts = partitions(flash)
     od, entries = read_otadata(flash, parts)
+
+    def set_state(i, state):
+        write_ota_entry(flash, od, i, entries[i][0], state)
+        entries[i] = (entries[i][0], state, True)
+
     rolled_back = False
     active = select_entry(entries)
     if active >= 0 and entries[active][1] == OTA_IMG_PENDING_VERIFY:
-        seq = entries[active][0]
-        write_ota_entry(flash, od, active, seq, OTA_IMG_ABORTED)
-        entries[active] = (seq, OTA_IMG_ABORTED, True)
+        set_state(active, OTA_IMG_ABORTED)
         rolled_back = True
         active = select_entry(entries)
     if active >= 0 and entries[active][1] == OTA_IMG_NEW:
-        seq = entries[active][0]
-        write_ota_entry(flash, od, active, seq, OTA_IMG_PENDING_VERIFY)
-        entries[active] = (seq, OTA_IMG_PENDING_VERIFY, True)
+        set_state(active, OTA_IMG_PENDING_VERIFY)
     first = boot_slot(parts, entries)
     candidates = [first] + [p for p in ota_slots(parts) if p is not first]
     for part in candidates:
@@ -479,6 +480,18 @@ def profile_entries(profile):
     return entries
 
 
-def make_board_flash(path, profile):
-    """A blank flash for a board profile: partition table written, otadata and slots erased."""
+def make_board_flash(path, profile, version=None):
+    """A flash for a board profile: partition table written, otadata and slots erased.
+
+    With `version`, ota_0 holds a valid app image of that version and otadata selects it, VALID
+    (as after a first flash with esptool and one confirmed boot).
+    """
     make_flash(path, int(profile["flash_size"], 16), profile_entries(profile))
+    if version is None:
+        return
+    flash = Flash(path)
+    parts = partitions(flash)
+    flash.write(ota_slots(parts)[0][3], make_app_image(version, profile["chip"]))
+    od, _ = read_otadata(flash, parts)
+    write_ota_entry(flash, od, 0, 1, OTA_IMG_VALID)
+    flash.close()
