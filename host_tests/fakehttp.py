@@ -65,13 +65,15 @@ class FakeClient:
         self.short_reads = False
         self.drop_at = None
         self.drop_mode = _DROP
+        self.last_headers = None
 
     def drop_after(self, n, timeout=False):
         self.drop_at = n
         self.drop_mode = _PARTIAL if timeout else _DROP
 
-    def get_range(self, url, start, end, bare=False, headers=None):
+    def get_range(self, url, start, end, bare=False, headers=None, keep=None):
         self.requests.append((start, end, bare))
+        self.last_headers = headers
         size = len(self.data)
         if self.mode == "status":
             return FakeResponse(self, self.status_code, None, None, None, 0)

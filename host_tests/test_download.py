@@ -369,3 +369,26 @@ def test_steady_state_loop_allocates_nothing():
             assert dl.pumped_locked >= len(rig.image) * 9 // 10
     finally:
         rig.close()
+
+
+def test_offer_headers_and_inspect_hook_stop_the_download_before_a_write():
+    # A cloud signals errors in-band (OneNET fuse's Ota-Errno on a 200): its offer's inspect()
+    # sees every answer before a body byte is used, and its headers go with every request.
+    rig = Rig(size=40000, chunk=4096, window=8192)
+    seen = []
+
+    def inspect(resp):
+        seen.append(resp.status)
+        if len(seen) == 3:
+            raise errors.ProtocolError("cloud says no")
+
+    rig.offer.headers = {"Authorization": "token"}
+    rig.offer.inspect = inspect
+    err = raises(errors.ProtocolError, rig.run)
+    assert err.message == "cloud says no"
+    assert seen == [206, 206, 206]
+    assert rig.client.last_headers == {"Authorization": "token"}
+    # two windows arrived and were written; the third answer's body was never read
+    assert rig.client.sent == 16384
+    assert rig.boot_label() == "ota_0"
+    rmtree(rig.tmp)

@@ -161,8 +161,16 @@ class Downloader:
     def _open(self, start, end):
         """Request bytes start..end-1; return (response, end of what this response will carry)."""
         offer = self._offer
-        resp = self._client.get_range(offer.url, start, end - 1, bare=self._bare)
+        resp = self._client.get_range(
+            offer.url, start, end - 1, bare=self._bare, headers=offer.headers, keep=offer.keep
+        )
         self.requests += 1
+        if offer.inspect:
+            try:
+                offer.inspect(resp)
+            except errors.OTAError:
+                resp.close()
+                raise
         status = resp.status
         if status == 206:
             total = resp.range_total

@@ -205,13 +205,13 @@ class Client:
     def put(self, url, headers=None, body=None, json=None, keep=None):
         return self._request("PUT", url, headers, body, json, keep, -1, -1, False)
 
-    def get_range(self, url, start, end, bare=False, headers=None):
+    def get_range(self, url, start, end, bare=False, headers=None, keep=None):
         """GET with `Range: bytes=start-end` (end inclusive, None: to the end of the file), or
         OneNET's bare `Range: start-end`. The caller judges 200/206/416 and the Content-Range."""
         last = -1 if end is None else end
         if start < 0 or (end is not None and end < start):
             raise ConfigError("bad byte range %r-%r" % (start, end))
-        return self._request("GET", url, headers, None, None, None, start, last, bare)
+        return self._request("GET", url, headers, None, None, keep, start, last, bare)
 
     def close(self):
         self._close()

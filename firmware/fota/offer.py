@@ -19,6 +19,9 @@ class Offer:
         module=None,
         job=None,
         key=None,
+        headers=None,
+        keep=None,
+        inspect=None,
     ):
         self.url = url
         self.size = size
@@ -28,6 +31,12 @@ class Offer:
         self.module = module
         self.job = job  # the cloud's task/job/batch id, echoed in its reports
         self._key = key
+        # For the cloud's download quirks: request headers (e.g. its token), names of response
+        # headers to keep, and inspect(response), called on every answer before its body is
+        # read, which raises an OTAError when the cloud signals an error in-band.
+        self.headers = headers
+        self.keep = keep
+        self.inspect = inspect
 
     def key(self):
         """What makes two offers the same download (for resume): the cloud may give a stable key
