@@ -12,6 +12,8 @@ FLASH = "flash"  # erase or write of the slot failed
 VERSION = "version"  # the image is not the version the offer promised, or a downgrade
 CONFIG = "config"  # the device configuration is wrong
 PROTOCOL = "protocol"  # the cloud answered something its API does not allow
+AUTH = "auth"  # the cloud refused the device's credentials or signature (or the clock is off)
+REJECTED = "rejected"  # the cloud closed the task: finished, cancelled, expired, wrong state
 
 
 class OTAError(Exception):
@@ -72,3 +74,14 @@ class ConfigError(OTAError):
 
 class ProtocolError(OTAError):
     reason = PROTOCOL
+
+
+class AuthError(OTAError):
+    reason = AUTH
+
+
+class RejectedError(OTAError):
+    """The cloud will not go on with this task (finished, cancelled, expired, invalid state):
+    the agent gives it up instead of retrying it at every poll."""
+
+    reason = REJECTED

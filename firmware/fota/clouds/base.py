@@ -1,0 +1,68 @@
+# What every cloud module shares: URL-encoding, Unix time from the device clock, JSON calls with
+# their errors translated, and the one-line description of a failure for a report.
+#
+# A cloud module turns its API into an Offer (fota.offer) and the agent's events into reports.
+# Its interface, used by fota.update:
+#   check(version) -> Offer or None     ask for an update; offer.job is a small JSON-able dict
+#   start(offer)                        anything the cloud wants before the download (may raise)
+#   progress(job, percent)              a download percentage, 0..99
+#   downloaded(job)                     the image is in the slot and verified
+#   failed(job, error, stage)           stage "download" (before activation) or "upgrade"
+#   succeeded(job, version)             after the reboot into the new image, once confirmed
+#   report_version(version)             tell the cloud what runs now (at boot)
+# Nothing here runs in the download loop.
+
+from fota import errors
+
+_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
+_EPOCH_2000 = 946684800  # seconds from 1970-01-01 to 2000-01-01 (ports with the 2000 epoch)
+
+DOWNLOAD_STAGE = "download"
+UPGRADE_STAGE = "upgrade"
+
+
+def quote(text):
+    """Percent-encode everything but RFC 3986's unreserved characters ("/" too)."""
+    out = []
+    for b in text.encode():
+        if b in _SAFE:
+            out.append(chr(b))
+        else:
+            out.append("%%%02X" % b)
+    return "".join(out)
+
+
+def query(pairs):
+    """A query string from (name, value) pairs, in the given order."""
+    return "&".join(quote(k) + "=" + quote(str(v)) for k, v in pairs)
+
+
+def unix_time(clock):
+    """Seconds since 1970 from a `time`-like module; corrects ports whose epoch is 2000."""
+    t = int(clock.time())
+    gmtime = getattr(clock, "gmtime", None)
+    if gmtime is not None and gmtime(0)[0] == 2000:
+        t += _EPOCH_2000
+    return t
+
+
+def call(client, method, url, headers=None, json=None, limit=4096):
+    """One API request -> (HTTP status, decoded JSON object).
+
+    Raises DownloadError/TimeoutError for the network (from fota.http), ProtocolError when the
+    answer is not a JSON object."""
+    resp = client.request(method, url, headers=headers, json=json)
+    status = resp.status
+    if status >= 500:
+        resp.close()
+        raise errors.DownloadError("the cloud answered HTTP %d" % status, retryable=True)
+    obj = resp.json(limit)
+    if not isinstance(obj, dict):
+        raise errors.ProtocolError("the cloud answered HTTP %d with no JSON object" % status)
+    return status, obj
+
+
+def describe(error):
+    """A short, secret-free text for a failure report (clouds cap such fields: 128 chars)."""
+    text = error.message if isinstance(error, errors.OTAError) else str(error)
+    return text[:128]

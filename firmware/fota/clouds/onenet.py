@@ -1,0 +1,221 @@
+# OneNET (China Mobile): the token both OneNET OTA APIs sign with, and the legacy OTA API
+# (ota.heclouds.com, `/ota/...`, answers {"errno", "error", "data"}).
+#
+# Sources: seeds/001 (the legacy "network debugging" walk-through: version, check, download with
+# OneNET's own Range rules, progress/result codes) and protocols.md 2.1-2.2 (token algorithm and
+# test vectors, errno tables, the state machine). The fuse API is in onenet_fuse.py.
+#
+# Flow: check (errno 11 = no task) -> token check (pending -> downloading) -> Range download of
+# /ota/south/download/{token} -> progress `step` 0..99 while downloading -> 101 when the image is
+# in the slot -> reboot -> 201 and the version report. Failures: 102..107 before activation,
+# 202..208 after; a finished, cancelled or expired task is given up, not retried forever.
+
+import binascii
+
+from fota import errors
+from fota.clouds.base import DOWNLOAD_STAGE, call, quote, unix_time
+from fota.offer import Offer
+
+# check errno (protocols.md 2.2)
+_OK = 0
+_AUTH = 1
+_NO_TASK = 11
+_BAD_VERSION = 27
+_PLATFORM = 8  # manuf/model do not match the task: the task is failed by the platform
+_DIFF_BASE = 9  # a diff package for another version: the task is failed by the platform
+# token check errno
+_TOKEN_MISMATCH = 4
+_EXPIRED = 12
+_INVALID_STATE = 17
+_FINISHED = 20
+_INVALID_OP = 21
+_CANCELLED = 22
+_GIVE_UP = (_TOKEN_MISMATCH, _EXPIRED, _INVALID_STATE, _FINISHED, _INVALID_OP, _CANCELLED)
+
+# result codes: (error reason, code before activation, code after)
+_DOWNLOADED = 101
+_SUCCEEDED = 201
+_CODES = (
+    (errors.NO_SPACE, 102, 206),
+    (errors.NO_MEMORY, 103, 203),
+    (errors.TIMEOUT, 104, 206),
+    (errors.VERIFY, 205, 205),  # the MD5 (or the image it covers) is wrong
+    (errors.VERSION, 204, 204),
+)
+_UNKNOWN_DOWNLOAD = 107
+_UNKNOWN_UPGRADE = 206
+
+# the one-byte error bodies of the download (no Content-Length): protocols.md 2.2
+_BODY_ERRORS = {"1": "resource not found", "2": "size mismatch", "3": "invalid token"}
+
+
+def token(key, res, et, method="sha1", version="2018-10-31"):
+    """The Authorization header value (protocols.md 2.1).
+
+    key: the access key as base64 text; res: e.g. "products/123"; et: expiry, Unix seconds."""
+    from fota import hmac
+
+    try:
+        secret = binascii.a2b_base64(key)
+    except ValueError:
+        raise errors.ConfigError("onenet.key is not base64") from None
+    text = "%d\n%s\n%s\n%s" % (et, method, res, version)
+    sign = binascii.b2a_base64(hmac.digest(method, secret, text)).strip().decode()
+    return "version=%s&res=%s&et=%d&method=%s&sign=%s" % (
+        version,
+        quote(res),
+        et,
+        method,
+        quote(sign),
+    )
+
+
+def code_for(error, stage):
+    """The OneNET result code (102..107, 202..208) for an OTAError at a stage."""
+    reason = getattr(error, "reason", None)
+    for r, before, after in _CODES:
+        if r == reason:
+            return before if stage == DOWNLOAD_STAGE else after
+    return _UNKNOWN_DOWNLOAD if stage == DOWNLOAD_STAGE else _UNKNOWN_UPGRADE
+
+
+class Signer:
+    """Makes fresh tokens: et = now + ttl, from the device clock."""
+
+    def __init__(self, cfg, clock, default_res, default_version):
+        self.key = cfg["key"]
+        self.res = cfg.get("res") or default_res
+        self.method = cfg.get("method", "sha1")
+        self.version = cfg.get("token_version", default_version)
+        self.ttl = cfg.get("token_ttl", 3600)
+        self.clock = clock
+        if self.method not in ("md5", "sha1", "sha256"):
+            raise errors.ConfigError("onenet.method must be md5, sha1 or sha256")
+
+    def header(self):
+        et = unix_time(self.clock) + self.ttl
+        return {"Authorization": token(self.key, self.res, et, self.method, self.version)}
+
+
+def body_error(resp):
+    """Offer.inspect for OneNET downloads: an answer without Content-Length is an error code."""
+    if resp.status == 200 and resp.length is None:
+        try:
+            text = resp.body(16).decode().strip()
+        except (errors.OTAError, UnicodeError):
+            text = "?"
+        raise errors.DownloadError(
+            "onenet: download refused: %s (%s)" % (_BODY_ERRORS.get(text, "unknown error"), text),
+            retryable=False,
+        )
+
+
+class OneNet:
+    """The legacy OTA API. cfg: the "onenet" section of /ota.json; server: its base URL."""
+
+    name = "onenet"
+
+    def __init__(self, client, server, cfg, clock, on_event=None):
+        self.client = client
+        self.server = server.rstrip("/")
+        self.dev_id = str(cfg["device_id"])
+        self.type = cfg.get("type", 1)  # 1 FOTA (module firmware), 2 SOTA (application)
+        self.manuf = cfg.get("manuf", 101)  # ESP32 in the seed's table
+        self.model = cfg.get("model", 10101)
+        self.bare_range = cfg.get("range", "bytes") == "bare"
+        self.signer = Signer(cfg, clock, "products/%s" % cfg["product_id"], "2018-10-31")
+        self.on_event = on_event
+
+    # -- helpers
+
+    def _url(self, path, extra=""):
+        return "%s%s?dev_id=%s%s" % (self.server, path, quote(self.dev_id), extra)
+
+    def _call(self, method, url, body=None):
+        """-> (errno, error text, data) of one API call."""
+        status, obj = call(self.client, method, url, self.signer.header(), body)
+        errno = obj.get("errno")
+        if not isinstance(errno, int):
+            raise errors.ProtocolError("onenet: HTTP %d without errno" % status)
+        data = obj.get("data")
+        return errno, str(obj.get("error", "")), data if isinstance(data, dict) else {}
+
+    def _note(self, kind, info):
+        if self.on_event:
+            self.on_event(kind, info)
+
+    def _step(self, job, step):
+        url = self._url("/ota/south/device/download/%s/progress" % quote(job["token"]))
+        errno, error, _ = self._call("POST", url, {"step": step})
+        if errno != _OK:
+            # e.g. "invalid state" once the platform moved on: nothing the device can fix
+            self._note("report_refused", {"step": step, "errno": errno, "error": error})
+        return errno
+
+    # -- the cloud interface (fota.clouds.base)
+
+    def report_version(self, version):
+        field = "f_version" if self.type == 1 else "s_version"
+        errno, error, _ = self._call("POST", self._url("/ota/device/version"), {field: version})
+        if errno != _OK:
+            raise errors.ProtocolError("onenet: version report refused: %s (%d)" % (error, errno))
+
+    def check(self, version):
+        extra = "&manuf=%s&model=%s&type=%d&version=%s&cdn=false" % (
+            self.manuf,
+            self.model,
+            self.type,
+            quote(version),
+        )
+        errno, error, data = self._call("GET", self._url("/ota/south/check", extra))
+        if errno == _NO_TASK:
+            return None
+        if errno == _AUTH:
+            raise errors.AuthError(
+                "onenet: authentication failed: %s (check key, res, clock)" % error
+            )
+        if errno == _BAD_VERSION:
+            raise errors.ConfigError("onenet: the platform rejects version %r" % version)
+        if errno in (_PLATFORM, _DIFF_BASE):
+            raise errors.RejectedError(
+                "onenet: task failed by the platform: %s (%d)" % (error, errno)
+            )
+        if errno != _OK:
+            raise errors.ProtocolError("onenet: check failed: %s (%d)" % (error, errno))
+        tok = data.get("token")
+        if not isinstance(tok, str) or not tok:
+            raise errors.ProtocolError("onenet: check answer without a token")
+        if data.get("type", 1) != 1:
+            raise errors.RejectedError("onenet: diff packages are not supported")
+        return Offer(
+            self.server + "/ota/south/download/" + quote(tok),
+            data.get("size"),
+            md5=data.get("md5"),
+            version=data.get("target"),
+            job={"token": tok},
+            key="onenet|" + tok,
+            inspect=body_error,
+        )
+
+    def start(self, offer):
+        """The token check: moves the task from pending to downloading."""
+        url = self._url("/ota/south/download/%s/check" % quote(offer.job["token"]))
+        errno, error, _ = self._call("GET", url)
+        if errno in _GIVE_UP:
+            raise errors.RejectedError("onenet: task not downloadable: %s (%d)" % (error, errno))
+        if errno != _OK:
+            raise errors.ProtocolError("onenet: token check failed: %s (%d)" % (error, errno))
+
+    def progress(self, job, percent):
+        if 0 <= percent < 100:
+            self._step(job, percent)
+
+    def downloaded(self, job):
+        self._step(job, _DOWNLOADED)
+
+    def failed(self, job, error, stage):
+        self._step(job, code_for(error, stage))
+
+    def succeeded(self, job, version):
+        self._step(job, _SUCCEEDED)
+        self.report_version(version)

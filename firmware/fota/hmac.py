@@ -1,0 +1,51 @@
+# HMAC (RFC 2104) on hashlib, for the clouds' request signatures.
+#
+# ESP32 MicroPython ships no `hmac` module, and some ports' hashlib lack md5 (fota.md5 stands in).
+# Runs a few times per cloud request, never in the download loop; allocates a few small bytes.
+
+import hashlib
+
+from fota.errors import ConfigError
+
+_BLOCK = 64  # the block size of md5, sha1 and sha256
+
+
+def _new(name):
+    if name == "md5":
+        try:
+            return hashlib.md5()
+        except AttributeError:  # this port's hashlib has no md5
+            from fota.md5 import md5
+
+            return md5()
+    if name == "sha1":
+        return hashlib.sha1()
+    if name == "sha256":
+        return hashlib.sha256()
+    raise ConfigError("unknown hash %r: use md5, sha1 or sha256" % (name,))
+
+
+def digest(name, key, msg):
+    """HMAC of msg under key with hash `name` ("md5", "sha1", "sha256") -> bytes."""
+    if isinstance(key, str):
+        key = key.encode()
+    if isinstance(msg, str):
+        msg = msg.encode()
+    if len(key) > _BLOCK:
+        h = _new(name)
+        h.update(key)
+        key = h.digest()
+    key = key + b"\x00" * (_BLOCK - len(key))
+    inner = _new(name)
+    inner.update(bytes(b ^ 0x36 for b in key))
+    inner.update(msg)
+    outer = _new(name)
+    outer.update(bytes(b ^ 0x5C for b in key))
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def hexdigest(name, key, msg):
+    import binascii
+
+    return binascii.hexlify(digest(name, key, msg)).decode()
