@@ -13,6 +13,7 @@ VERSION = "version"  # the image is not the version the offer promised, or a dow
 CONFIG = "config"  # the device configuration is wrong
 PROTOCOL = "protocol"  # the cloud answered something its API does not allow
 AUTH = "auth"  # the cloud refused the device's credentials or signature (or the clock is off)
+ROLLBACK = "rollback"  # the new image did not confirm itself; the bootloader went back
 REJECTED = "rejected"  # the cloud closed the task: finished, cancelled, expired, wrong state
 
 

@@ -1,0 +1,35 @@
+# The agent's state across reboots: one small JSON file, written to a temporary name and renamed,
+# so a power cut leaves either the old or the new state, never half of one.
+
+import json
+import os
+
+
+class Store:
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        """The saved dict, or {} when there is none or it is unreadable (a new board)."""
+        try:
+            with open(self.path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, data):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.rename(tmp, self.path)
+
+    def update(self, **changes):
+        data = self.load()
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        self.save(data)
+        return data

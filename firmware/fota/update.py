@@ -1,0 +1,162 @@
+# The update cycle: check -> policy -> start -> download, verify, activate -> report, and after
+# the reboot: confirm and report success, or report the bootloader's rollback.
+#
+# Core: gets the cloud (fota.clouds.*), the engine (fota.download.Downloader) and a Store passed
+# in; imports no hardware and no cloud module. State that must survive the reboot lives in the
+# store:
+#   "pending"  {"job", "target", "from", "key", "activated"}: an update in flight
+#   "outcome"  {"result": "succeeded"|"failed", "job", "version", "code"...}: a report owed to the
+#              cloud; kept until the cloud has taken it, so no outcome is lost or sent twice
+#   "skip"     the key of a task the cloud refused to go on with (finished, cancelled, expired):
+#              never retried, until the cloud offers another one
+# Events go to on_event(kind, info): offer, no_update, skipped, start, progress, retry, resume,
+# verified, activated, failed, confirmed, rolled_back, reported, report_failed.
+
+from fota import errors
+from fota.clouds.base import DOWNLOAD_STAGE, UPGRADE_STAGE
+from fota.version import compare
+
+
+class Updater:
+    def __init__(self, cloud, downloader, store, on_event=None, allow_downgrade=False):
+        self.cloud = cloud
+        self.downloader = downloader
+        self.store = store
+        self.on_event = on_event
+        self.allow_downgrade = allow_downgrade
+
+    def _event(self, kind, info=None):
+        if self.on_event:
+            self.on_event(kind, info or {})
+
+    # -- reports the cloud must get exactly once
+
+    def _owe(self, result, job, version=None, error=None, stage=None):
+        outcome = {"result": result, "job": job, "version": version}
+        if error is not None:
+            outcome["reason"] = error.reason
+            outcome["message"] = error.message
+            outcome["stage"] = stage
+        self.store.update(outcome=outcome)
+        return self.flush()
+
+    def flush(self):
+        """Send the outcome the cloud is owed, if any. -> True when nothing is owed any more."""
+        outcome = self.store.load().get("outcome")
+        if not outcome:
+            return True
+        job = outcome["job"]
+        try:
+            if outcome["result"] == "succeeded":
+                self.cloud.succeeded(job, outcome["version"])
+            else:
+                error = errors.OTAError(outcome["message"], reason=outcome["reason"])
+                self.cloud.failed(job, error, outcome["stage"])
+        except errors.OTAError as exc:
+            self._event("report_failed", {"result": outcome["result"], "error": exc.message})
+            return False
+        self.store.update(outcome=None)
+        self._event("reported", {"result": outcome["result"]})
+        return True
+
+    # -- one poll
+
+    def run(self, version):
+        """Check and, when there is an offer, install it. -> "none", "skipped", "activated"
+        (the caller resets the board) or "failed". Raises OTAError for a failed check."""
+        if not self.flush():
+            return "failed"
+        offer = self.cloud.check(version)
+        if offer is None:
+            self._event("no_update", {"version": version})
+            return "none"
+        info = {"version": offer.version, "size": offer.size, "job": offer.job}
+        self._event("offer", info)
+        state = self.store.load()
+        if state.get("skip") == offer.key():
+            self._event("skipped", info)
+            return "skipped"
+        if offer.version is not None:
+            order = compare(offer.version, version)
+            if order == 0:
+                # The board already runs the target: the cloud missed the success report.
+                self._owe("succeeded", offer.job, version)
+                return "none"
+            if order < 0 and not self.allow_downgrade:
+                error = errors.VersionError(
+                    "refusing a downgrade from %s to %s" % (version, offer.version)
+                )
+                return self._fail(offer, error, DOWNLOAD_STAGE)
+        try:
+            self.cloud.start(offer)
+        except errors.RejectedError as exc:
+            self.store.update(skip=offer.key(), pending=None)
+            self._event("skipped", {"version": offer.version, "error": exc.message})
+            return "skipped"
+        pending = {"job": offer.job, "target": offer.version, "from": version, "key": offer.key()}
+        self.store.update(pending=pending)
+        self._event("start", info)
+        try:
+            result = self.downloader.run(offer)
+        except errors.OTAError as exc:
+            return self._fail(offer, exc, DOWNLOAD_STAGE)
+        self._event("verified", {"version": result.version, "size": result.size})
+        pending["activated"] = True
+        pending["target"] = result.version
+        self.store.update(pending=pending)
+        try:
+            self.cloud.downloaded(offer.job)
+        except errors.OTAError as exc:  # the slot is switched: the outcome comes after the boot
+            self._event("report_failed", {"result": "downloaded", "error": exc.message})
+        self._event("activated", {"version": result.version, "resumed_from": result.resumed_from})
+        return "activated"
+
+    def _fail(self, offer, error, stage):
+        self._event(
+            "failed", {"reason": error.reason, "error": error.message, "retryable": error.retryable}
+        )
+        changes = {"pending": None}
+        if not error.retryable:
+            changes["skip"] = offer.key()
+        self.store.update(**changes)
+        self._owe("failed", offer.job, error=error, stage=stage)
+        return "failed"
+
+    # -- after a reboot
+
+    def after_boot(self, running_version, confirm, healthy=None):
+        """Settle an update that was in flight before the reboot.
+
+        running_version: the version of the image that runs now; confirm(): cancels the
+        bootloader's rollback (esp32 mark_app_valid_cancel_rollback); healthy(): the health
+        check before confirming (network up, cloud reachable), True when it passed.
+        -> "confirmed", "rolled_back", "unhealthy" or None (nothing was in flight)."""
+        state = self.store.load()
+        pending = state.get("pending")
+        if not pending:
+            self.flush()
+            return None
+        job, target = pending["job"], pending.get("target")
+        if target is not None and compare(running_version, target) == 0:
+            # Activated (also when the power went between set_boot and saving that fact).
+            if healthy is not None and not healthy():
+                # Not confirmed: the next reset rolls back, and that boot reports the failure.
+                self._event("unhealthy", {"version": running_version})
+                return "unhealthy"
+            confirm()
+            self.store.update(pending=None)
+            self._event("confirmed", {"version": running_version})
+            self._owe("succeeded", job, running_version)
+            return "confirmed"
+        if pending.get("activated"):
+            error = errors.OTAError(
+                "the bootloader rolled back to %s: %s did not confirm" % (running_version, target),
+                reason=errors.ROLLBACK,
+            )
+            self.store.update(pending=None, skip=pending.get("key"))
+            self._event("rolled_back", {"version": running_version, "target": target})
+            self._owe("failed", job, error=error, stage=UPGRADE_STAGE)
+            return "rolled_back"
+        # A download was cut (power cut, crash): the next check resumes it from the journal.
+        self.flush()
+        return None
