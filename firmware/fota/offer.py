@@ -61,3 +61,21 @@ class Offer:
             )
         if not self.md5 and not self.sha256:
             raise errors.ProtocolError("offer carries no md5 or sha256 to verify the image with")
+
+
+def probe_size(client, url, headers=None):
+    """The size of the file at url, from a one-byte Range probe (Content-Range total), for
+    clouds and manual updates that give no size. Raises DownloadError when the server won't say."""
+    resp = client.get_range(url, 0, 0, headers=headers)
+    status, total, length = resp.status, resp.range_total, resp.length
+    if status == 206:
+        resp.body(16)
+    else:
+        resp.close()
+    size = total if status == 206 else length if status == 200 else None
+    if not isinstance(size, int) or size <= 0:
+        raise errors.DownloadError(
+            "cannot learn the image size from %s (HTTP %d)" % (url, status),
+            retryable=status >= 500,
+        )
+    return size

@@ -18,6 +18,9 @@ from fota.version import compare
 
 
 class Updater:
+    """downloader: a Downloader, or a function that makes one when an offer comes (so its
+    buffer is allocated only for a download)."""
+
     def __init__(self, cloud, downloader, store, on_event=None, allow_downgrade=False):
         self.cloud = cloud
         self.downloader = downloader
@@ -32,6 +35,8 @@ class Updater:
     # -- reports the cloud must get exactly once
 
     def _owe(self, result, job, version=None, error=None, stage=None):
+        if job is None:  # a manual update (fota.ota.update): no cloud task to report to
+            return True
         outcome = {"result": result, "job": job, "version": version}
         if error is not None:
             outcome["reason"] = error.reason
@@ -93,21 +98,31 @@ class Updater:
             self.store.update(skip=offer.key(), pending=None)
             self._event("skipped", {"version": offer.version, "error": exc.message})
             return "skipped"
+        return self.install(offer, version)
+
+    def install(self, offer, version):
+        """Download, verify and activate offer (already checked and started). -> "activated"
+        or "failed" (reported to the cloud). Also the path of a manual update (job None)."""
+        info = {"version": offer.version, "size": offer.size, "job": offer.job}
         pending = {"job": offer.job, "target": offer.version, "from": version, "key": offer.key()}
         self.store.update(pending=pending)
         self._event("start", info)
         try:
-            result = self.downloader.run(offer)
+            dl = self.downloader
+            if not hasattr(dl, "run"):
+                dl = dl()
+            result = dl.run(offer)
         except errors.OTAError as exc:
             return self._fail(offer, exc, DOWNLOAD_STAGE)
         self._event("verified", {"version": result.version, "size": result.size})
         pending["activated"] = True
         pending["target"] = result.version
         self.store.update(pending=pending)
-        try:
-            self.cloud.downloaded(offer.job)
-        except errors.OTAError as exc:  # the slot is switched: the outcome comes after the boot
-            self._event("report_failed", {"result": "downloaded", "error": exc.message})
+        if offer.job is not None:
+            try:
+                self.cloud.downloaded(offer.job)
+            except errors.OTAError as exc:  # the slot is switched: the outcome follows the boot
+                self._event("report_failed", {"result": "downloaded", "error": exc.message})
         self._event("activated", {"version": result.version, "resumed_from": result.resumed_from})
         return "activated"
 

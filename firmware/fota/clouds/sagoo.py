@@ -12,7 +12,7 @@
 
 from fota import errors
 from fota.clouds.base import DOWNLOAD_STAGE, call, describe, query, unix_time
-from fota.offer import Offer
+from fota.offer import Offer, probe_size
 
 _PREFIX = "/base-api/openapi/v1/ota/"
 _STEPS = (
@@ -95,22 +95,6 @@ class Sagoo:
         if not ok:
             self._note("report_refused", {"step": step, "code": code, "error": message})
 
-    def _size(self, url):
-        """The image size from a one-byte Range probe (get_ota_info carries none)."""
-        resp = self.client.get_range(url, 0, 0)
-        status, total, length = resp.status, resp.range_total, resp.length
-        if status == 206:
-            resp.body(16)
-        else:
-            resp.close()
-        size = total if status == 206 else length if status == 200 else None
-        if not isinstance(size, int) or size <= 0:
-            raise errors.DownloadError(
-                "sagoo: cannot learn the image size from %s (HTTP %d)" % (url, status),
-                retryable=status >= 500,
-            )
-        return size
-
     # -- the cloud interface (fota.clouds.base)
 
     def report_version(self, version):
@@ -140,7 +124,7 @@ class Sagoo:
         url = data["url"]
         size = data.get("size")
         if size is None:
-            size = self._size(url)
+            size = probe_size(self.client, url)
         module = data.get("module") or self.module
         return Offer(
             url,

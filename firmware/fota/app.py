@@ -1,0 +1,194 @@
+# The device app: config -> board, transport, cloud, engine, update cycle; then, at every boot,
+# settle the update that was in flight, and poll the cloud forever.
+#
+# Poll loop: one check per poll_s (with +-10% jitter, so a fleet does not hit the cloud in step);
+# after a failure the wait grows 30 s, 60 s, 120 s ... up to poll_s. Before a full wait it emits
+# "idle" (the virtual board stops there). After an activation the board resets into the new
+# image; that boot confirms it (health check first) and reports success, or reports the
+# bootloader's rollback.
+
+from fota import errors, events
+
+STATE = "fota.state"
+JOURNAL = "fota.journal"
+_BACKOFF_S = 30
+
+
+def make_cloud(cfg, client, clock, on_event=None):
+    from fota import config
+
+    name = cfg["cloud"]
+    section = config.section(cfg)
+    if name == "onenet":
+        from fota.clouds.onenet import OneNet as Cloud
+    elif name == "onenet-fuse":
+        from fota.clouds.onenet_fuse import OneNetFuse as Cloud
+    elif name == "sagoo":
+        from fota.clouds.sagoo import Sagoo as Cloud
+    else:
+        raise errors.ConfigError("ota.json: cloud %s is not in this build of the agent" % name)
+    return Cloud(client, cfg["server"], section, clock, on_event)
+
+
+def _read_ca(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        raise errors.ConfigError("ota.json: ca: cannot read %s" % path) from None
+
+
+class App:
+    def __init__(self, cfg, board, clock=None, root="/", emit=events.emit):
+        if clock is None:
+            import time as clock
+        from fota.http import Client
+        from fota.store import Store
+
+        self.cfg = cfg
+        self.board = board
+        self.clock = clock
+        self.root = root
+        self.emit = emit
+        ca = _read_ca(cfg["ca"]) if cfg.get("ca") else None
+        self.client = Client(ca=ca, allow_http=cfg["allow_http"])
+        self.cloud = make_cloud(cfg, self.client, clock, emit)
+        self.store = Store(root + STATE)
+        self._job = None
+
+    # -- pieces
+
+    def version(self):
+        """The running version: the config's override, else the running image's descriptor."""
+        if self.cfg.get("version"):
+            return self.cfg["version"]
+        try:
+            return self.board.running_version()
+        except errors.OTAError as exc:
+            raise errors.ConfigError(
+                "cannot read the running version (%s): set version in ota.json" % exc.message
+            ) from None
+
+    def _engine_event(self, kind, info):
+        if kind == "progress" and self._job is not None:
+            try:
+                self.cloud.progress(self._job, info["percent"])
+            except errors.OTAError as exc:  # a lost progress report must not stop the download
+                self.emit("report_failed", {"result": "progress", "error": exc.message})
+        if kind != "verified":  # the update cycle announces that itself
+            self.emit(kind, info)
+
+    def downloader(self):
+        from fota.download import Downloader
+        from fota.journal import Journal
+
+        cfg = self.cfg
+        return Downloader(
+            self.client,
+            self.board.slot(),
+            Journal(self.root + JOURNAL),
+            self.clock,
+            chunk=cfg.get("chunk") or self.board.profile.get("chunk", 4096),
+            window=cfg["window"],
+            bare_range=getattr(self.cloud, "bare_range", False),
+            retries=cfg["retries"],
+            journal_blocks=cfg["journal_blocks"],
+            progress_step=cfg["progress_step"],
+            readback=cfg["readback"],
+            on_event=self._engine_event,
+        )
+
+    def updater(self):
+        from fota.update import Updater
+
+        return Updater(
+            self.cloud,
+            self.downloader,
+            self.store,
+            self._update_event,
+            allow_downgrade=self.cfg["allow_downgrade"],
+        )
+
+    def _update_event(self, kind, info):
+        if kind == "start":
+            self._job = info.get("job")
+        self.emit(kind, info)
+
+    def healthy(self):
+        """The new image's health check: the network is up and the cloud answers a check."""
+        if not self.board.network_up(self.cfg.get("wifi"), self.clock):
+            self.emit("health", {"ok": False, "error": "network down"})
+            return False
+        try:
+            self.cloud.check(self.version())
+        except errors.OTAError as exc:
+            self.emit("health", {"ok": False, "error": exc.message})
+            return False
+        self.emit("health", {"ok": True})
+        return True
+
+    # -- the lifecycle
+
+    def settle(self):
+        """At boot: confirm or report what happened to the update in flight."""
+        version = self.version()
+        health = self.healthy if self.cfg["health_check"] else None
+        return self.updater().after_boot(version, self.board.confirm, health)
+
+    def poll(self):
+        """One check (and install). Resets the board after an activation."""
+        result = self.updater().run(self.version())
+        if result == "activated":
+            self.emit("reset", {"reason": "activate"})
+            self.client.close()
+            self.board.reset()
+        return result
+
+    def _jittered(self, seconds):
+        import os
+
+        spread = seconds // 10
+        if spread <= 0:
+            return seconds
+        r = int.from_bytes(os.urandom(2), "big") % (2 * spread + 1)
+        return seconds - spread + r
+
+    def run_forever(self):
+        self.emit("boot", {"version": self.version(), "cloud": self.cfg["cloud"]})
+        try:
+            self.settle()
+        except errors.OTAError as exc:
+            self.emit("error", {"stage": "settle", "reason": exc.reason, "error": exc.message})
+        failures = 0
+        poll_s = self.cfg["poll_s"]
+        while True:
+            try:
+                result = self.poll()
+            except errors.OTAError as exc:
+                self.emit("error", {"stage": "check", "reason": exc.reason, "error": exc.message})
+                result = "failed"
+            self.client.close()  # no idle connection held through the wait
+            if result == "failed":
+                failures += 1
+                delay = min(_BACKOFF_S << min(failures - 1, 16), poll_s)
+                self.emit("backoff", {"sleep_s": delay, "failures": failures})
+            else:
+                failures = 0
+                delay = self._jittered(poll_s)
+                self.emit("idle", {"sleep_s": delay})
+            self.clock.sleep_ms(delay * 1000)
+
+
+def main(path="/ota.json", root="/"):
+    """boot-time entry point (main.py): never raises, so the board keeps running its app."""
+    from fota import config
+    from fota.esp32board import Board, profile
+
+    try:
+        cfg = config.load(path)
+        board = Board(profile(root + "board.json"))
+        App(cfg, board, root=root).run_forever()
+    except errors.OTAError as exc:
+        events.emit("error", {"stage": "start", "reason": exc.reason, "error": exc.message})
+    except MemoryError:
+        events.emit("error", {"stage": "start", "reason": errors.NO_MEMORY, "error": "no memory"})

@@ -1,0 +1,186 @@
+# /ota.json: load and validate the device configuration (design.md "Device configuration").
+#
+# Strict on purpose: an unknown key or a wrong type is a ConfigError that names the key (a typo
+# in "poll_s" must not silently poll every hour). Only the chosen cloud's section is required;
+# the defaults below fill the rest. Runs once per boot; the tables are tuples to stay small.
+
+from fota.errors import ConfigError
+
+CLOUDS = ("onenet", "onenet-fuse", "sagoo", "aliyun", "mxchip")
+
+_S, _I, _B, _D = "a string", "an integer", "a boolean", "an object"
+
+# top level: (key, type, default); a default of None means optional without a value
+_TOP = (
+    ("cloud", _S, None),
+    ("server", _S, None),
+    ("ca", _S, None),
+    ("allow_http", _B, False),
+    ("allow_downgrade", _B, False),
+    ("version", _S, None),
+    ("poll_s", _I, 3600),
+    ("chunk", _I, None),  # default: the board profile's chunk
+    ("progress_step", _I, 10),
+    ("window", _I, 65536),
+    ("retries", _I, 5),
+    ("journal_blocks", _I, 16),
+    ("readback", _B, False),
+    ("health_check", _B, True),
+    ("wifi", _D, None),
+    ("onenet", _D, None),
+    ("sagoo", _D, None),
+    ("aliyun", _D, None),
+    ("mxchip", _D, None),
+)
+# sections: key -> ((key, type, required), ...)
+_SECTIONS = {
+    "onenet": (
+        ("product_id", _S, True),
+        ("device_id", _S, False),  # legacy API only
+        ("device_name", _S, False),  # fuse API and device-level tokens
+        ("key", _S, True),
+        ("res", _S, False),
+        ("method", _S, False),
+        ("token_version", _S, False),
+        ("token_ttl", _I, False),
+        ("manuf", _I, False),
+        ("model", _I, False),
+        ("type", _I, False),
+        ("range", _S, False),  # "bytes" (Range: bytes=a-b) or "bare" (Range: a-b)
+    ),
+    "sagoo": (
+        ("device_key", _S, True),
+        ("ak", _S, True),
+        ("sk", _S, True),
+        ("app_id", _S, False),
+        ("module", _S, False),
+        ("body", _S, False),  # "params" (wrapped, as the seed shows) or "flat" (older servers)
+        ("prefix", _S, False),
+    ),
+    "aliyun": (
+        ("product_key", _S, True),
+        ("device_name", _S, True),
+        ("device_secret", _S, True),
+        ("client_id", _S, False),
+        ("sign_method", _S, False),
+        ("module", _S, False),
+    ),
+    "mxchip": (
+        ("product_id", _S, True),
+        ("device_id", _S, True),
+        ("token", _S, True),
+        ("mcu_version", _S, False),
+    ),
+    "wifi": (
+        ("ssid", _S, True),
+        ("password", _S, False),
+        ("timeout_s", _I, False),
+    ),
+}
+# a cloud's section name (both OneNET APIs use the "onenet" section)
+_SECTION_OF = {"onenet-fuse": "onenet"}
+# the secrets: never printed, logged or put in an event
+SECRETS = ("key", "sk", "device_secret", "token", "password")
+
+
+def _type_ok(value, kind):
+    if kind == _S:
+        return isinstance(value, str)
+    if kind == _B:
+        return isinstance(value, bool)
+    if kind == _I:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, dict)
+
+
+def _check(value, kind, name):
+    if not _type_ok(value, kind):
+        raise ConfigError("ota.json: %s must be %s" % (name, kind))
+
+
+def _section(name, value):
+    fields = _SECTIONS[name]
+    known = [f[0] for f in fields]
+    for key in sorted(value):
+        if key not in known:
+            raise ConfigError("ota.json: unknown key %s.%s" % (name, key))
+    for key, kind, required in fields:
+        if key in value:
+            _check(value[key], kind, name + "." + key)
+        elif required:
+            raise ConfigError("ota.json: %s.%s is required" % (name, key))
+
+
+def validate(raw):
+    """A checked copy of the configuration, defaults filled in. Raises ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError("ota.json: must be a JSON object")
+    known = [f[0] for f in _TOP]
+    for key in sorted(raw):
+        if key not in known:
+            raise ConfigError("ota.json: unknown key %s" % key)
+    cfg = {}
+    for key, kind, default in _TOP:
+        if key in raw:
+            _check(raw[key], kind, key)
+            cfg[key] = raw[key]
+        elif default is not None:
+            cfg[key] = default
+    cloud = cfg.get("cloud")
+    if cloud is None:
+        raise ConfigError("ota.json: cloud is required (one of %s)" % ", ".join(CLOUDS))
+    if cloud not in CLOUDS:
+        raise ConfigError("ota.json: cloud must be one of %s, got %r" % (", ".join(CLOUDS), cloud))
+    server = cfg.get("server")
+    if server is None:
+        raise ConfigError("ota.json: server is required")
+    if not (server.startswith("https://") or server.startswith("http://")):
+        raise ConfigError("ota.json: server must be an http:// or https:// URL")
+    if server.startswith("http://") and not cfg["allow_http"]:
+        raise ConfigError("ota.json: server is plain http: set allow_http to true to allow it")
+    for key in ("poll_s", "progress_step", "window"):
+        if cfg[key] <= 0:
+            raise ConfigError("ota.json: %s must be positive" % key)
+    if cfg["progress_step"] > 100:
+        raise ConfigError("ota.json: progress_step must be 1..100")
+    if "chunk" in cfg and not 256 <= cfg["chunk"] <= 65536:
+        raise ConfigError("ota.json: chunk must be 256..65536 bytes")
+    for name in _SECTIONS:
+        if name in cfg:
+            _section(name, cfg[name])
+    section = _SECTION_OF.get(cloud, cloud)
+    if section not in cfg:
+        raise ConfigError("ota.json: cloud %s needs the %s section" % (cloud, section))
+    if cloud == "onenet" and "device_id" not in cfg[section]:
+        raise ConfigError("ota.json: onenet.device_id is required for cloud onenet")
+    if cloud == "onenet-fuse" and "device_name" not in cfg[section]:
+        raise ConfigError("ota.json: onenet.device_name is required for cloud onenet-fuse")
+    return cfg
+
+
+def load(path="/ota.json"):
+    """Read and validate the file. Raises ConfigError naming the problem."""
+    import json
+
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise ConfigError("ota.json: cannot read %s" % path) from None
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ConfigError("ota.json: %s is not valid JSON" % path) from None
+    return validate(raw)
+
+
+def section(cfg):
+    """The chosen cloud's section."""
+    return cfg[_SECTION_OF.get(cfg["cloud"], cfg["cloud"])]
+
+
+def redacted(value):
+    """A copy safe to print: every secret replaced by "***"."""
+    if isinstance(value, dict):
+        return {k: ("***" if k in SECRETS else redacted(v)) for k, v in value.items()}
+    return value

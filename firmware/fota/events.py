@@ -1,0 +1,34 @@
+# The agent's events: one JSON object per line on the console, {"event": kind, ...}.
+#
+# On a board they appear on the serial console (and in `mpremote` sessions); the virtual board
+# reads them from stdout. Values are checked for secrets before printing: a key named like a
+# secret (fota.config.SECRETS) is printed as "***".
+
+import json
+
+_SECRETS = ("key", "sk", "device_secret", "token", "password", "authorization", "sign")
+_listeners = []
+
+
+def subscribe(fn):
+    """fn(kind, info) is called for every event (e.g. to light an LED); returns fn."""
+    _listeners.append(fn)
+    return fn
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {k: ("***" if k in _SECRETS else _clean(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def emit(kind, info=None):
+    record = {"event": kind}
+    if info:
+        for k, v in info.items():
+            record[k] = v
+    print(json.dumps(_clean(record)))
+    for fn in _listeners:
+        fn(kind, info or {})

@@ -1,0 +1,100 @@
+# /ota.json validation: every error names the key; defaults fill the rest; secrets are redacted.
+
+from dual import raises, rmtree, tmpdir
+from fota import config
+from fota.errors import ConfigError
+
+RUN_ON_MICROPYTHON = True
+
+ONENET = {
+    "cloud": "onenet",
+    "server": "https://ota.heclouds.com",
+    "onenet": {"product_id": "123123", "device_id": "522747162", "key": "a2V5"},
+}
+
+
+def _with(**changes):
+    cfg = dict(ONENET)
+    cfg["onenet"] = dict(ONENET["onenet"])
+    for k, v in changes.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    return cfg
+
+
+def _error(raw):
+    return raises(ConfigError, config.validate, raw).message
+
+
+def test_valid_config_gets_defaults():
+    cfg = config.validate(ONENET)
+    assert cfg["poll_s"] == 3600 and cfg["progress_step"] == 10
+    assert cfg["allow_http"] is False and cfg["allow_downgrade"] is False
+    assert "chunk" not in cfg  # the board profile decides
+    assert config.section(cfg)["device_id"] == "522747162"
+
+
+def test_unknown_keys_are_errors_that_name_them():
+    assert _error(_with(poll=60)) == "ota.json: unknown key poll"
+    raw = _with()
+    raw["onenet"]["devid"] = "1"
+    assert _error(raw) == "ota.json: unknown key onenet.devid"
+
+
+def test_wrong_types_name_the_key():
+    assert _error(_with(poll_s="60")) == "ota.json: poll_s must be an integer"
+    assert "allow_http" in _error(_with(allow_http=1))
+    raw = _with()
+    raw["onenet"]["type"] = "1"
+    assert "onenet.type" in _error(raw)
+    assert "onenet must be an object" in _error(_with(onenet=[1]))
+
+
+def test_required_values():
+    assert "cloud is required" in _error(_with(cloud=None))
+    assert "server is required" in _error(_with(server=None))
+    assert "cloud must be one of" in _error(_with(cloud="aws"))
+    assert "needs the onenet section" in _error(_with(onenet=None))
+    raw = _with()
+    del raw["onenet"]["key"]
+    assert _error(raw) == "ota.json: onenet.key is required"
+    raw = _with(cloud="onenet-fuse")
+    assert "onenet.device_name" in _error(raw)
+    assert "sagoo.ak is required" in _error(
+        {"cloud": "sagoo", "server": "https://x", "sagoo": {"device_key": "d", "sk": "s"}}
+    )
+
+
+def test_values_out_of_range_and_plain_http():
+    assert "allow_http" in _error(_with(server="http://10.0.0.2:8080"))
+    assert config.validate(_with(server="http://10.0.0.2", allow_http=True))["allow_http"]
+    assert "server must be" in _error(_with(server="ftp://x"))
+    assert "chunk" in _error(_with(chunk=100))
+    assert "progress_step" in _error(_with(progress_step=0))
+    assert "progress_step" in _error(_with(progress_step=101))
+    assert "must be a JSON object" in _error([1, 2])
+
+
+def test_load_reads_the_file_and_reports_bad_json():
+    tmp = tmpdir()
+    try:
+        path = tmp + "/ota.json"
+        with open(path, "w") as f:
+            f.write('{"cloud": "onenet",')
+        assert "not valid JSON" in raises(ConfigError, config.load, path).message
+        assert "cannot read" in raises(ConfigError, config.load, tmp + "/none.json").message
+        import json
+
+        with open(path, "w") as f:
+            json.dump(ONENET, f)
+        assert config.load(path)["cloud"] == "onenet"
+    finally:
+        rmtree(tmp)
+
+
+def test_redacted_hides_every_secret():
+    cfg = config.validate(_with(wifi={"ssid": "lab", "password": "hunter2"}))
+    text = repr(config.redacted(cfg))
+    assert "a2V5" not in text and "hunter2" not in text and "lab" in text
