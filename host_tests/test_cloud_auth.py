@@ -126,3 +126,51 @@ def test_pure_python_md5_hmac_matches_hashlib():
     outer = md5(bytes(b ^ 0x5C for b in hashlib.md5(key).digest() + b"\x00" * 48))
     outer.update(inner.digest())
     assert binascii.hexlify(outer.digest()) == binascii.hexlify(hmac.digest("md5", key, b"msg"))
+
+
+def test_aliyun_sign_vectors():
+    from fota.clouds import aliyun
+
+    fields = {"clientId": "12345", "deviceName": "device", "productKey": "pk", "timestamp": "789"}
+    assert aliyun.sign("secret", fields, "hmacsha1") == "fafd82a3d602b37fb0fa8b7892f24a477f851a14"
+    assert aliyun.sign("secret", fields, "hmacmd5") == "14b198324fe55e1d3c88f2e705e201ee"
+    doc = {
+        "clientId": "mylight1000002",
+        "deviceName": "NlwaSPXsCpTQuh8FxBGH",
+        "productKey": "ZG1EvTEa7NN",
+        "timestamp": "1501668289957",
+    }
+    assert aliyun.sign("secret", doc, "hmacsha1") == "335bdc0fbd47de9bbf1f7f77fdf803ab1821f5ed"
+    assert aliyun.sign("secret", doc, "hmacmd5") == "c7692bed2591603442c19b087213f737"
+    del doc["timestamp"]
+    assert aliyun.sign("secret", doc, "hmacsha1") == "d34c809238a1eaf25f48ddef7cdb0bdd551efcdf"
+    raises(errors.ConfigError, aliyun.sign, "secret", doc, "hmacsha256")
+
+
+def test_aliyun_push_job_becomes_an_offer():
+    from fota.clouds import aliyun
+
+    push = {
+        "code": "1000",
+        "data": {
+            "size": 1000, "version": "2.0.0", "url": "https://x/fw.bin", "md5": "AB" * 16,
+            "sign": "ab" * 16, "signMethod": "Md5", "module": "MCU", "extData": {"k": "v"},
+        },
+    }  # fmt: skip
+    offer = aliyun.offer_from_push(push)
+    assert (offer.url, offer.size, offer.md5, offer.version) == ("https://x/fw.bin", 1000,
+                                                                 "AB" * 16, "2.0.0")  # fmt: skip
+    assert offer.job == {"module": "MCU"} and offer.sha256 is None
+    sha = aliyun.offer_from_push({"url": "https://x", "size": 5, "sign": "cd" * 32,
+                                  "signMethod": "SHA256", "version": "3"})  # fmt: skip
+    assert sha.sha256 == "cd" * 32 and sha.md5 is None and sha.job == {"module": "default"}
+    assert aliyun.offer_from_push({"code": 200, "data": {}}) is None
+    as_text = aliyun.offer_from_push({"data": '{"url": "https://x", "size": 5, "md5": "%s"}'
+                                      % ("0" * 32)})  # fmt: skip
+    assert as_text.md5 == "0" * 32
+    raises(errors.ProtocolError, aliyun.offer_from_push, {"data": {"dProtocol": "mqtt"}})
+    raises(
+        errors.ProtocolError, aliyun.offer_from_push, {"data": {"url": "https://x", "isDiff": 1}}
+    )
+    bad = {"data": {"url": "https://x", "signMethod": "crc"}}
+    raises(errors.ProtocolError, aliyun.offer_from_push, bad)

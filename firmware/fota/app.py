@@ -11,6 +11,7 @@ from fota import errors, events
 
 STATE = "fota.state"
 JOURNAL = "fota.journal"
+MCU_IMAGE = "mcu.bin"  # where an attached MCU's image is kept for the application's hook
 _BACKOFF_S = 30
 
 
@@ -25,6 +26,10 @@ def make_cloud(cfg, client, clock, on_event=None):
         from fota.clouds.onenet_fuse import OneNetFuse as Cloud
     elif name == "sagoo":
         from fota.clouds.sagoo import Sagoo as Cloud
+    elif name == "mxchip":
+        from fota.clouds.mxchip import Mxchip as Cloud
+    elif name == "aliyun":
+        from fota.clouds.aliyun import Aliyun as Cloud
     else:
         raise errors.ConfigError("ota.json: cloud %s is not in this build of the agent" % name)
     return Cloud(client, cfg["server"], section, clock, on_event)
@@ -78,14 +83,20 @@ class App:
         if kind != "verified":  # the update cycle announces that itself
             self.emit(kind, info)
 
-    def downloader(self):
+    def downloader(self, offer=None):
         from fota.download import Downloader
         from fota.journal import Journal
 
         cfg = self.cfg
+        if offer is not None and not offer.reboot:
+            from fota.fileslot import FileSlot
+
+            slot = FileSlot(self.root + MCU_IMAGE, cfg["mcu_max"], offer.version)
+        else:
+            slot = self.board.slot()
         return Downloader(
             self.client,
-            self.board.slot(),
+            slot,
             Journal(self.root + JOURNAL),
             self.clock,
             chunk=cfg.get("chunk") or self.board.profile.get("chunk", 4096),

@@ -26,6 +26,7 @@ _TOP = (
     ("journal_blocks", _I, 16),
     ("readback", _B, False),
     ("health_check", _B, True),
+    ("mcu_max", _I, 1048576),  # largest image accepted for an attached MCU (bytes, on the fs)
     ("wifi", _D, None),
     ("onenet", _D, None),
     ("sagoo", _D, None),

@@ -22,6 +22,7 @@ class Offer:
         headers=None,
         keep=None,
         inspect=None,
+        reboot=True,
     ):
         self.url = url
         self.size = size
@@ -37,6 +38,9 @@ class Offer:
         self.headers = headers
         self.keep = keep
         self.inspect = inspect
+        # False for an image that is not this board's firmware (an attached MCU's): installed
+        # without a reboot, and its success is reported at once.
+        self.reboot = reboot
 
     def key(self):
         """What makes two offers the same download (for resume): the cloud may give a stable key

@@ -18,8 +18,8 @@ from fota.version import compare
 
 
 class Updater:
-    """downloader: a Downloader, or a function that makes one when an offer comes (so its
-    buffer is allocated only for a download)."""
+    """downloader: a Downloader, or a function downloader(offer) that makes one when an offer
+    comes (so its buffer is allocated only for a download, with the slot the offer needs)."""
 
     def __init__(self, cloud, downloader, store, on_event=None, allow_downgrade=False):
         self.cloud = cloud
@@ -68,7 +68,8 @@ class Updater:
 
     def run(self, version):
         """Check and, when there is an offer, install it. -> "none", "skipped", "activated"
-        (the caller resets the board) or "failed". Raises OTAError for a failed check."""
+        (the caller resets the board), "installed" (no reboot needed) or "failed". Raises
+        OTAError for a failed check."""
         if not self.flush():
             return "failed"
         offer = self.cloud.check(version)
@@ -110,11 +111,16 @@ class Updater:
         try:
             dl = self.downloader
             if not hasattr(dl, "run"):
-                dl = dl()
+                dl = dl(offer)
             result = dl.run(offer)
         except errors.OTAError as exc:
             return self._fail(offer, exc, DOWNLOAD_STAGE)
         self._event("verified", {"version": result.version, "size": result.size})
+        if not offer.reboot:  # installed (e.g. handed to an attached MCU): done, no reboot
+            self.store.update(pending=None)
+            self._event("installed", {"version": result.version, "module": offer.module})
+            self._owe("succeeded", offer.job, result.version)
+            return "installed"
         pending["activated"] = True
         pending["target"] = result.version
         self.store.update(pending=pending)

@@ -1,0 +1,137 @@
+# MXCHIP FOG: the device OTA check and version report of seeds/002.
+#
+#   GET /api/v1/ota/device/?product_id=&wifi_version=&mcu_version=   Authorization: token <token>
+#     -> {"meta":{"code":0,...},"data":{"need_ota":bool,"files":[{file_url, md5, version,
+#         ota_type (0 mcu, 1 wifi), customize}]}}
+#   PUT /api/v1/ota/version/ {device_id, wifi_version, mcu_version} after an update.
+#
+# ota_type 1 ("wifi") is this board's own firmware: it goes to the firmware slot and reboots.
+# ota_type 0 ("mcu") is for a microcontroller attached to the board: it goes to a file and the
+# application's hook (fota.fileslot), no reboot. When both come at once the MCU file goes first
+# (no reboot in between); the firmware follows at the next check. The files carry no size: a
+# one-byte Range probe gives it before anything is written. The seed has no failure report: a
+# failure is an event on the device, and the version is simply not reported.
+
+from fota import errors
+from fota.clouds.base import call, query
+from fota.offer import Offer, probe_size
+
+_OK = 0
+_WIFI = 1
+_MCU = 0
+
+
+class Mxchip:
+    name = "mxchip"
+
+    def __init__(self, client, server, cfg, clock, on_event=None, state="/fota.mcu"):
+        self.client = client
+        self.server = server.rstrip("/")
+        self.product_id = cfg["product_id"]
+        self.device_id = cfg["device_id"]
+        self.headers = {"Authorization": "token " + cfg["token"]}
+        self.state = state  # where the MCU's version is kept once an update changed it
+        self.default_mcu = cfg.get("mcu_version", "0")
+        self.on_event = on_event
+
+    def mcu_version(self):
+        import json
+
+        try:
+            with open(self.state) as f:
+                return json.load(f)["version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.default_mcu
+
+    def _save_mcu(self, version):
+        import json
+        import os
+
+        with open(self.state + ".tmp", "w") as f:
+            json.dump({"version": version}, f)
+        os.rename(self.state + ".tmp", self.state)
+
+    def _meta(self, obj, what):
+        meta = obj.get("meta")
+        code = meta.get("code") if isinstance(meta, dict) else None
+        if code == _OK:
+            return
+        message = meta.get("message", "") if isinstance(meta, dict) else ""
+        if code is None:
+            raise errors.ProtocolError("mxchip: %s answer without meta.code" % what)
+        raise errors.ProtocolError("mxchip: %s failed: %s (%s)" % (what, message, code))
+
+    def _put_version(self, wifi, mcu):
+        body = {"device_id": self.device_id, "wifi_version": wifi, "mcu_version": mcu}
+        status, obj = call(self.client, "PUT", self.server + "/api/v1/ota/version/",
+                           self.headers, body)  # fmt: skip
+        if status in (401, 403):
+            raise errors.AuthError("mxchip: token refused (HTTP %d)" % status)
+        self._meta(obj, "version report")
+
+    # -- the cloud interface (fota.clouds.base)
+
+    def report_version(self, version):
+        self._put_version(version, self.mcu_version())
+
+    def check(self, version):
+        pairs = (
+            ("product_id", self.product_id),
+            ("wifi_version", version),
+            ("mcu_version", self.mcu_version()),
+        )
+        url = self.server + "/api/v1/ota/device/?" + query(pairs)
+        status, obj = call(self.client, "GET", url, self.headers)
+        if status in (401, 403):
+            raise errors.AuthError("mxchip: token refused (HTTP %d)" % status)
+        self._meta(obj, "check")
+        data = obj.get("data")
+        if not isinstance(data, dict) or not data.get("need_ota"):
+            return None
+        files = data.get("files")
+        if not isinstance(files, list):
+            raise errors.ProtocolError("mxchip: need_ota without a files list")
+        chosen = None
+        for f in files:
+            if not isinstance(f, dict) or f.get("ota_type") not in (_MCU, _WIFI):
+                raise errors.ProtocolError("mxchip: file entry with an unknown ota_type")
+            if f["ota_type"] == _MCU:
+                chosen = f
+                break
+            chosen = chosen or f
+        if chosen is None:
+            return None
+        url = chosen.get("file_url")
+        if not isinstance(url, str):
+            raise errors.ProtocolError("mxchip: file entry without file_url")
+        mcu = chosen["ota_type"] == _MCU
+        return Offer(
+            url,
+            probe_size(self.client, url),
+            md5=chosen.get("md5"),
+            version=chosen.get("version"),
+            module="mcu" if mcu else "wifi",
+            job={"ota_type": chosen["ota_type"], "version": chosen.get("version"), "wifi": version},
+            key="mxchip|%s|%s" % (url, chosen.get("md5")),
+            reboot=not mcu,
+        )
+
+    def start(self, offer):
+        pass
+
+    def progress(self, job, percent):
+        pass  # the seed's API has no progress report
+
+    def downloaded(self, job):
+        pass
+
+    def failed(self, job, error, stage):
+        if self.on_event:
+            self.on_event("report_unsupported", {"cloud": "mxchip", "result": "failed"})
+
+    def succeeded(self, job, version):
+        if job.get("ota_type") == _MCU:
+            self._save_mcu(job.get("version") or version)
+            self._put_version(job["wifi"], self.mcu_version())
+        else:
+            self._put_version(version, self.mcu_version())
