@@ -112,6 +112,10 @@ class Updater:
             dl = self.downloader
             if not hasattr(dl, "run"):
                 dl = dl(offer)
+            if offer.size is None:  # the cloud gives none (Sagoo, MXCHIP): ask the server
+                from fota.offer import probe_size
+
+                offer.size = probe_size(dl.client, offer.url, offer.headers)
             result = dl.run(offer)
         except errors.OTAError as exc:
             return self._fail(offer, exc, DOWNLOAD_STAGE)

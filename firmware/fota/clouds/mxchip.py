@@ -14,7 +14,7 @@
 
 from fota import errors
 from fota.clouds.base import call, query
-from fota.offer import Offer, probe_size
+from fota.offer import Offer
 
 _OK = 0
 _WIFI = 1
@@ -107,7 +107,7 @@ class Mxchip:
         mcu = chosen["ota_type"] == _MCU
         return Offer(
             url,
-            probe_size(self.client, url),
+            None,  # no size in the seed's answer: the update cycle probes the url
             md5=chosen.get("md5"),
             version=chosen.get("version"),
             module="mcu" if mcu else "wifi",

@@ -12,7 +12,7 @@
 
 from fota import errors
 from fota.clouds.base import DOWNLOAD_STAGE, call, describe, query, unix_time
-from fota.offer import Offer, probe_size
+from fota.offer import Offer
 
 _PREFIX = "/base-api/openapi/v1/ota/"
 _STEPS = (
@@ -122,9 +122,7 @@ class Sagoo:
         if strategy is None:
             raise errors.ProtocolError("sagoo: offer without extData.strategy (the batch id)")
         url = data["url"]
-        size = data.get("size")
-        if size is None:
-            size = probe_size(self.client, url)
+        size = data.get("size")  # None: the update cycle probes the url before the download
         module = data.get("module") or self.module
         return Offer(
             url,
