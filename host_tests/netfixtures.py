@@ -28,6 +28,19 @@ FOTA_TEST_NGINX_TLS  https://localhost:PORT  the same files over TLS; the certif
 FOTA_TEST_HTTP       http://127.0.0.1:PORT   the fault-injecting server below.
 FOTA_TEST_HTTPS      https://localhost:PORT  the same fault-injecting server over TLS (the same
                      certificate as nginx's, signed by ca.der), e.g. a stall or a drop under TLS.
+FOTA_TEST_ONENET     http://127.0.0.1:PORT   the OneNET legacy OTA emulator (tools/emu)
+FOTA_TEST_ONENET_FUSE  http://127.0.0.1:PORT  the OneNET fuse OTA emulator
+FOTA_TEST_SAGOO      http://127.0.0.1:PORT   the Sagoo OTA emulator
+FOTA_TEST_ONENET_TLS https://localhost:PORT  a second OneNET legacy emulator, over TLS (the same
+                     certificate as nginx's, signed by ca.der)
+
+Cloud emulators (FOTA_TEST_ONENET, _ONENET_FUSE, _SAGOO, _ONENET_TLS)
+---------------------------------------------------------------------
+In-process instances of tools/emulator.py with its default credentials, started with no
+update. They are shared by the whole run: a test starts with `emuctl.reset(base, image=PATH,
+version=...)` (host_tests/emuctl.py, both runtimes), which clears the previous test's task,
+log, faults and clock. Write images into FOTA_TEST_FILES and pass their absolute path. The
+control API, faults and defaults are documented in tools/emulator.py.
 
 Fault-injecting server (FOTA_TEST_HTTP, FOTA_TEST_HTTPS)
 --------------------------------------------------------
@@ -84,6 +97,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import emu  # noqa: E402  (tools/emu: the cloud emulators)
 import nginx  # noqa: E402  (tools/nginx.py: the nginx runner the bench uses too)
 
 FILES = (("empty.bin", 0), ("small.bin", 10_000), ("medium.bin", 300_000), ("large.bin", 1_500_000))
@@ -93,6 +107,16 @@ ENV_NAMES = (
     "FOTA_TEST_NGINX_TLS",
     "FOTA_TEST_HTTP",
     "FOTA_TEST_HTTPS",
+    "FOTA_TEST_ONENET",
+    "FOTA_TEST_ONENET_FUSE",
+    "FOTA_TEST_SAGOO",
+    "FOTA_TEST_ONENET_TLS",
+)
+EMULATORS = (
+    ("FOTA_TEST_ONENET", "onenet", False),
+    ("FOTA_TEST_ONENET_FUSE", "onenet-fuse", False),
+    ("FOTA_TEST_SAGOO", "sagoo", False),
+    ("FOTA_TEST_ONENET_TLS", "onenet", True),
 )
 APT_HINT = "nginx is required for the network tests: run `apt-get install -y nginx`"
 
@@ -141,11 +165,26 @@ def _start_all():
     os.environ["FOTA_TEST_NGINX_TLS"] = "https://localhost:%d" % tls
     os.environ["FOTA_TEST_HTTP"] = fault.base_url
     os.environ["FOTA_TEST_HTTPS"] = fault_tls.base_url
+    _start_emulators(pki)
+
+
+def _start_emulators(pki):
+    servers = _state["emulators"] = []
+    tls = (str(pki / "server.pem"), str(pki / "server.key"))
+    for env, cloud, secure in EMULATORS:
+        if secure:
+            server = emu.start(cloud, tls=tls, url_host="localhost")
+        else:
+            server = emu.start(cloud)
+        servers.append(server)
+        os.environ[env] = server.url
 
 
 def pytest_unconfigure(config):
     server = _state.pop("nginx", None)
     if server is not None:
+        server.stop()
+    for server in _state.pop("emulators", ()):
         server.stop()
     for server in _state.pop("fault", ()):
         server.shutdown()

@@ -1,0 +1,78 @@
+# tools/emu/records.py: the emulators' typed errors and the records behind the control API:
+# the served image (read once at reset, with its digests) and one queued fault.
+
+import hashlib
+import os
+
+FAULT_KINDS = ("drop", "stall", "silent", "status", "code", "wrong_digest", "error_body")
+_DEFAULT_ON = {"wrong_digest": "check", "code": "check"}  # every other kind: "download"
+
+
+class EmuError(Exception):
+    """A problem the command line prints as `emulator: message` (exit status 1)."""
+
+
+class ControlError(EmuError):
+    """A bad request to the control API, answered 400 {"error": message}."""
+
+
+class Image:
+    """The pending update: the file's bytes (read once, at reset), its digests and version."""
+
+    def __init__(self, path, version):
+        if not isinstance(version, str) or not version:
+            raise ControlError("an image needs a version (a non-empty string)")
+        try:
+            with open(path, "rb") as f:
+                self.data = f.read()
+        except (OSError, TypeError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise EmuError("cannot read image %s: %s" % (path, why)) from None
+        self.path = os.path.abspath(path)
+        self.name = os.path.basename(path)
+        self.version = version
+        self.size = len(self.data)
+        self.md5 = hashlib.md5(self.data).hexdigest()
+        self.sha256 = hashlib.sha256(self.data).hexdigest()
+
+    def describe(self):
+        keys = ("path", "name", "version", "size", "md5", "sha256")
+        return {k: getattr(self, k) for k in keys}
+
+
+class Fault:
+    """One queued fault: `kind` on the next `times` requests to endpoint `on` ("*" = any)."""
+
+    def __init__(self, spec, endpoints, kinds=FAULT_KINDS):
+        if not isinstance(spec, dict):
+            raise ControlError("a fault is a JSON object")
+        unknown = sorted(set(spec) - {"kind", "on", "after", "status", "times", "code"})
+        if unknown:
+            raise ControlError("unknown fault field(s): %s" % ", ".join(unknown))
+        self.kind = spec.get("kind")
+        if self.kind not in kinds:
+            raise ControlError("fault kind must be one of %s" % ", ".join(kinds))
+        self.on = spec.get("on", _DEFAULT_ON.get(self.kind, "download"))
+        if self.on != "*" and self.on not in endpoints:
+            raise ControlError("fault 'on' must be '*' or one of %s" % ", ".join(endpoints))
+        if self.kind == "error_body" and self.on != "download":
+            raise ControlError("error_body applies to downloads only")
+        if self.kind == "wrong_digest" and self.on != "check":
+            raise ControlError("wrong_digest applies to the check only")
+        if self.kind == "code" and self.on == "download":
+            raise ControlError("code applies to JSON endpoints, not downloads")
+        self.after = _int(spec, "after", 0, 0)
+        self.status = _int(spec, "status", 503, 100)
+        self.times = _int(spec, "times", 1, 1)
+        self.code = _int(spec, "code", 1, None)  # code, error_body: the error number to send
+
+    def describe(self):
+        keys = ("kind", "on", "after", "status", "times", "code")
+        return {k: getattr(self, k) for k in keys}
+
+
+def _int(spec, name, default, minimum):
+    value = spec.get(name, default)
+    if type(value) is not int or (minimum is not None and value < minimum):
+        raise ControlError("fault %s must be an integer >= %s" % (name, minimum))
+    return value

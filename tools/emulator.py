@@ -1,0 +1,177 @@
+"""Local emulators of the clouds' device OTA APIs: tests, `make demo`, and real boards.
+
+usage: python tools/emulator.py CLOUD --image FILE --version VER [--host 127.0.0.1] [--port 0]
+                                [--tls-cert PEM --tls-key PEM] [--url-host NAME] [CREDENTIALS]
+
+CLOUD is one of
+  onenet        OneNET legacy OTA (ota.heclouds.com): /ota/device/version, /ota/south/check,
+                /ota/south/download/{token}[/check], /ota/south/device/download/{token}/progress,
+                /ota/south/report, /ota/south/tasking
+  onenet-fuse   OneNET new-platform OTA: /fuse-ota/{pro_id}/{dev_name}/version, /check,
+                /{tid}/check, /{tid}/download, /{tid}/status
+  sagoo         Sagoo IoT: [/base-api]/openapi/v1/ota/get_ota_info and write_ota_info; the
+                image itself at /sagoo-files/{strategy}/{name}
+FILE is served as the pending update with version VER. When it listens, the emulator prints
+one JSON line on stdout, {"cloud", "url", "control", ...the credentials it accepts}, then
+serves until SIGINT or SIGTERM. Errors: `emulator: message` on stderr, exit status 1.
+`python tools/emulator.py CLOUD --help` lists the credential options.
+
+Default credentials (so that `make demo` needs no options)
+  onenet, onenet-fuse  --product-id 123123
+                       --access-key KuF3NT/jUBJ62LNBB/A8XZA9CqS3Cu79B/ABmfA1UCw= (docs' sample)
+                       --dev-id 522747162  --device-name mydev
+                       --device-key iLItnGVvZyXkvDxWDTDnG1x4qENBpu6/gbQ7LDx+XAo=
+                       tokens: res products/{pid} (product key) or
+                       products/{pid}/devices/{name} (device key); version 2018-10-31
+                       (onenet) or 2018-10-31 / 2022-05-01 (onenet-fuse)
+  sagoo                --ak iotak  --sk iotsk20200907  --app-id fota  --device-key dev001
+                       module "default", batch (strategy) 1, signMethod "MD5"
+In Python (tools/ on sys.path): `emu.start(cloud, image=, version=, tls=(cert, key),
+**credentials_or_options) -> Server` with .url, .control, .info() and .stop().
+
+Control API (JSON, no auth, never recorded; errors are 400 {"error": message})
+  GET  /_emu             {"cloud", "endpoints": [fault targets], ...credentials}
+  GET  /_emu/state       {"cloud", "image": {path, name, version, size, md5, sha256} | null,
+                          "options", "clock_offset_s", "now", "faults": [...], "requests": n,
+                          onenet*: "task": {state, type, package_type, target, size, md5,
+                          token, token_expires, token_expired, old_tokens, tid, last_step,
+                          last_result, steps: [[code, errno]...]} | null,
+                          "device": {f_version?, s_version?};
+                          sagoo: "batch": {state, strategy, module, target, sign_method,
+                          sign, size, last_step, steps} | null, "reported": {module: version}}
+  GET  /_emu/log[?since=N]  [{"method", "path", "query": {}, "headers": {lowercase: value},
+                          "json": body | null, "body_len", "status", "answer": JSON | null,
+                          "range": header | null, "endpoint", "fault": kind | null}, ...]
+  POST /_emu/reset       {"image": "/abs/path" | null, "version": "2.0.0", ...options}
+                         -> the new state. Clears the log, faults, clock offset and task; an
+                         absent image/version keeps the current one; null means "no update".
+                         Options not given take the start defaults:
+                           onenet*: type 1|2 (FOTA f_version | SOTA s_version), package_type
+                             1 full|2 diff, diff_from (base version of a diff), state (the
+                             task's first state), f_version, s_version (the device's),
+                             product_token (accept res products/{pid}), token_lifetime_s
+                             (172800), token_versions; onenet only: manuf (101), model
+                             (10101), signal, power, retry, interval (check data)
+                           sagoo: module, strategy, sign_method, wrapped_only,
+                             flat_body_only, max_skew_s (null: no window),
+                             omit_default_module, size (add data.size), state
+  POST /_emu/fault       {"kind", "on", "after": K, "status": 503, "times": 1, "code": 1}
+                         -> {"faults": [queued]}. The next `times` requests to endpoint `on`
+                         ("*" = any; default "check" for wrong_digest and code, else
+                         "download") get: drop (headers with the full Content-Length, K body
+                         bytes, close), stall (K bytes, then silence until the client goes
+                         away), silent (no answer at all), status (HTTP `status`, request not
+                         processed), code (the cloud's JSON error with number `code`),
+                         wrong_digest (check answer with a wrong md5/sign), error_body
+                         (onenet: the close-delimited one-byte body `code`, "1" not found,
+                         "2" size mismatch, "3" invalid token; onenet-fuse: HTTP 200 with
+                         Ota-Errno `code`). Endpoints: onenet version, check, token_check,
+                         download, progress, report, tasking; onenet-fuse version, check,
+                         task_check, download, progress (= status); sagoo check (=
+                         get_ota_info), progress (= write_ota_info), download.
+  POST /_emu/clock       {"offset_s": N} -> {"offset_s", "now"}: shifts the emulator's clock
+  POST /_emu/task        {"state": name} -> the state: sets the task's (batch's) state, e.g.
+                         "cancelled" or "paused" in the middle of a download
+
+Choices where the sources leave things open (details in each module's header)
+  onenet       answers are HTTP 200 whatever the errno; auth failure or another dev_id: errno
+               1; the download also moves pending -> downloading; task tokens live 2 days from
+               the check that issued them (a later check issues a new one, old ones get errno
+               12); an unknown/expired/finished download token gets the one-byte body "3";
+               any well-formed Range is answered 206 (even one covering the whole file), a
+               missing or malformed one 200; `bytes=-0` counts as malformed.
+  onenet-fuse  the legacy errno numbers as codes (1 auth/device, 2 params, 4 unknown tid, 11
+               no task, without data.tid, 17, 20 "task finish", 22, 27); the download or a step
+               0..100 in pending starts the task; refused downloads are HTTP 200 with Ota-Errno
+               (1 device, 2 tid, 5 task over, 6 auth) and a JSON body.
+  sagoo        auth failures 61 (GoFrame CodeNotAuthorized), missing parameter 54, invalid 53,
+               unknown deviceKey 65, a report to a finished batch 300, all HTTP 200; no update
+               is {"code":0,"message":"","data":null}; the batch completes when get_ota_info
+               reports the target version; step must be a string "1".."100" or "-1".."-4".
+"""
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import emu  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(1, "emulator: %s\n" % message)
+
+
+def _parser():
+    parser = _Parser(
+        prog="emulator",
+        description="Serve a cloud's device OTA API locally (see the module docstring).",
+    )
+    sub = parser.add_subparsers(dest="cloud", metavar="CLOUD", required=True)
+    for cloud in emu.CLOUDS:
+        cls = emu.emulator_class(cloud)
+        p = sub.add_parser(cloud, help="%s emulator" % cloud)
+        p.add_argument("--image", required=True, metavar="FILE", help="the update image")
+        p.add_argument("--version", required=True, metavar="VER", help="its version")
+        p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        p.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+        p.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate")
+        p.add_argument("--tls-key", metavar="PEM", help="... and this private key")
+        p.add_argument("--url-host", metavar="NAME", help="host name for the printed URL")
+        group = p.add_argument_group("credentials")
+        for name, default, text in cls.CREDENTIALS:
+            group.add_argument(
+                "--" + name.replace("_", "-"),
+                dest=name,
+                default=default,
+                help="%s (default %s)" % (text, default),
+            )
+        group = p.add_argument_group("task options (also settable by POST /_emu/reset)")
+        for name, kind, text in cls.CLI_OPTIONS:
+            group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    cls = emu.emulator_class(args.cloud)
+    options = {name: getattr(args, name) for name, _, _ in cls.CREDENTIALS}
+    for name, _, _ in cls.CLI_OPTIONS:
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    # The server thread inherits a mask with these blocked, so only sigwait() below gets them.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        server = emu.start(
+            args.cloud,
+            image=args.image,
+            version=args.version,
+            tls=tls,
+            host=args.host,
+            port=args.port,
+            url_host=args.url_host,
+            **options,
+        )
+    except emu.EmuError as exc:
+        print("emulator: %s" % exc, file=sys.stderr)
+        return 1
+    try:
+        print(json.dumps(server.info()), flush=True)
+        signal.sigwait(stop_signals)
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
