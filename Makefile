@@ -68,5 +68,17 @@ demo: $(READY)
 	@echo "Until then, 'make test' runs everything that exists."
 	@false
 
+# A LittleFS image of the agent (.mpy) and CONFIG for BOARD's vfs partition, written to
+# .build/fsimage-BOARD.bin; it prints the esptool command that flashes it. PUT="SRC:DST ..." adds
+# files (a CA certificate, say). `tools/vboard.py write-flash DIR VFS_OFFSET IMAGE` boots it on a
+# virtual board.
+BOARD ?= esp32
+CONFIG ?= tools/ota.example.json
+PUT ?=
+.PHONY: fsimage
+fsimage: $(READY)
+	$(BIN)/python tools/fsimage.py --board $(BOARD) --config $(CONFIG) \
+		$(foreach p,$(PUT),--put $(p)) -o $(BUILD)/fsimage-$(BOARD).bin
+
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache

@@ -10,6 +10,8 @@
 # virtual board, the environment variables FOTA_FLASH, FOTA_CHIP and FOTA_RUNNING (the label of
 # the slot the emulated bootloader started). The shim's own helpers start with `attach`/`detach`
 # and are not part of the device API; firmware code is type-checked against the real stubs.
+# FOTA_POWER_CUT=K (virtual board): the K-th flash erase or program of this process is torn
+# half-way and the process dies, as in a power failure (espidf.Flash.cut_after).
 
 import errno
 import os
@@ -22,6 +24,9 @@ _board = None
 class _Board:
     def __init__(self, path, chip, running):
         self.flash = espidf.Flash(path)
+        cut = os.getenv("FOTA_POWER_CUT")  # the virtual board's power cut: see espidf.Flash
+        if cut:
+            self.flash.cut_after = int(cut)
         self.chip_id = espidf.CHIP_IDS[chip]
         self.parts = espidf.partitions(self.flash)
         if running is None:

@@ -255,6 +255,10 @@ class Flash:
 
     def __init__(self, path):
         self.path = path
+        # Power-cut emulation (the virtual board's FOTA_POWER_CUT, set by the esp32 shim): when
+        # non-zero, counts down at every erase and every program; the operation that brings it to
+        # zero lands only half-way and the process dies at once. 0: off.
+        self.cut_after = 0
         # MicroPython's unix files are unbuffered and its flush() is an fsync (150 us a call),
         # so only CPython's buffered files are flushed, for other handles on the same file.
         self._f = open(path, "r+b")
@@ -283,6 +287,10 @@ class Flash:
         simple writeblocks form), so the 0xFF bytes need not reach the file first."""
         if addr % SECTOR or size % SECTOR or addr + size > self.size:
             raise esp_error(ESP_ERR_INVALID_ARG, "erase not sector-aligned")
+        if self.cut_after:
+            self.cut_after -= 1
+            if not self.cut_after:
+                self._cut(addr, b"\xff" * size)
         f = self._f
         f.seek(addr)
         counts = self.erase_counts
@@ -310,10 +318,43 @@ class Flash:
                 if old[i] & buf[done + i] != buf[done + i]:
                     raise esp_error(ESP_FAIL, "write to non-erased flash")
             done += k
+        if self.cut_after:
+            self.cut_after -= 1
+            if not self.cut_after:
+                self._cut(addr, buf, erased)
         f.seek(addr)
         f.write(buf)
         if self._flush:
             f.flush()
+
+    def _cut(self, addr, data, erased=False):
+        """The operation the power cut hits: its first half reaches the flash, then power_cut().
+
+        erased: the range was erased just before without filling (writeblocks), so the half not
+        programmed reads as erased flash.
+        """
+        half = len(data) // 2
+        self._f.seek(addr)
+        self._f.write(bytes(data[:half]))
+        if erased:
+            self._f.write(b"\xff" * (len(data) - half))
+        if self._flush:
+            self._f.flush()
+        power_cut()
+
+
+def power_cut():
+    """End this process at once, as a power failure would: no finally blocks, no atexit.
+
+    SIGKILL to ourselves; MicroPython's unix port has neither os.kill nor os._exit, so it asks
+    a shell to send it (the shell's parent is this process).
+    """
+    import os
+
+    if hasattr(os, "kill"):
+        os.kill(os.getpid(), 9)
+    os.system("kill -9 $PPID")
+    raise SystemExit(137)  # not reached unless the kill failed
 
 
 def make_flash(path, size, entries):
@@ -370,19 +411,21 @@ def boot_slot(parts, entries, bootloader=True):
     return slots[0]
 
 
-def bootloader(flash, chip_id):
+def bootloader(flash, chip_id, write=True):
     """ESP-IDF's second-stage bootloader with CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE.
 
     Picks the slot from otadata; an image still PENDING_VERIFY at this reset was never confirmed,
     so it is marked ABORTED and the previous slot boots instead; a NEW image becomes
     PENDING_VERIFY. An image that fails validation is skipped for the other slot. Returns
     (partition entry, rolled_back: bool); raises OSError when nothing bootable is left.
+    write=False is a dry run: what the next reset would boot, otadata left as it is.
     """
     parts = partitions(flash)
     od, entries = read_otadata(flash, parts)
 
     def set_state(i, state):
-        write_ota_entry(flash, od, i, entries[i][0], state)
+        if write:
+            write_ota_entry(flash, od, i, entries[i][0], state)
         entries[i] = (entries[i][0], state, True)
 
     rolled_back = False

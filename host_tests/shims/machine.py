@@ -13,6 +13,7 @@ DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 
 RESET_EXIT_STATUS = 0x5E  # the process exit status that means machine.reset()
+DEEPSLEEP_EXIT_STATUS = 0x5D  # ... and machine.deepsleep(): the board wakes with DEEPSLEEP_RESET
 
 _freq = 160000000
 
@@ -23,6 +24,11 @@ def reset():
 
 def soft_reset():
     raise SystemExit(RESET_EXIT_STATUS)
+
+
+def deepsleep(time_ms=0):
+    """Deep sleep ends the program; the virtual board boots again at once (time is not waited)."""
+    raise SystemExit(DEEPSLEEP_EXIT_STATUS)
 
 
 def reset_cause():

@@ -1,0 +1,75 @@
+"""tools/release.py: the cloud-side metadata of an app image, and refusals of what is not one."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import espidf
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "tools" / "release.py"
+
+
+def release(*args):
+    return subprocess.run(
+        [sys.executable, str(RELEASE), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_metadata_of_a_valid_image(tmp_path):
+    image = espidf.make_app_image("2.1.0", chip="esp32s3", size=30000, project="demo-app")
+    path = tmp_path / "app.bin"
+    path.write_bytes(image)
+    proc = release(path, "--chip", "esp32s3", "--version", "2.1.0")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(proc.stdout)
+    assert meta["size"] == len(image)
+    assert meta["md5"] == hashlib.md5(image).hexdigest()
+    assert meta["sha256"] == hashlib.sha256(image).hexdigest()
+    assert (meta["version"], meta["project"], meta["idf_version"]) == (
+        "2.1.0",
+        "demo-app",
+        "v5.2.2",
+    )
+    assert (meta["chip"], meta["chip_id"], meta["hash_appended"]) == ("esp32s3", 9, True)
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (lambda: b'{"not": "an image"}', (), "not an ESP32 app image (magic 0x7b"),
+        (lambda: b"\x00" * 4096, (), "not an ESP32 app image"),
+        (lambda: _corrupt(espidf.make_app_image("1.0.0")), (), "checksum mismatch"),
+        (lambda: espidf.make_app_image("1.0.0")[:3000], (), "truncated"),
+        (
+            lambda: espidf.make_app_image("1.0.0"),
+            ("--chip", "esp32c3"),
+            "is an esp32 image (chip id 0), not esp32c3",
+        ),
+        (lambda: espidf.make_app_image("1.0.0"), ("--version", "2.0.0"), "says 1.0.0, not 2.0.0"),
+    ],
+)
+def test_what_is_not_a_valid_image_is_refused(tmp_path, make, args, message):
+    path = tmp_path / "bad.bin"
+    path.write_bytes(make())
+    proc = release(path, *args)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("release: ") and message in proc.stderr
+
+
+def test_a_missing_file_is_one_line():
+    proc = release("/nonexistent/app.bin")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "release: /nonexistent/app.bin: No such file or directory"
+
+
+def _corrupt(image):
+    data = bytearray(image)
+    data[1000] ^= 0x40
+    return bytes(data)

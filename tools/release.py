@@ -1,0 +1,89 @@
+"""Print the cloud-side metadata of an ESP32 app image, as JSON, for publishing an update.
+
+    python tools/release.py IMAGE.bin [--chip esp32] [--version 2.0.0]
+
+{"file", "size", "md5", "sha256", "version", "project", "idf_version", "chip", "chip_id",
+ "date", "time", "secure_version", "hash_appended"}: size and digests of the whole file (what
+the device downloads and checks), the rest from the image header and its app descriptor.
+Refuses (exit 1, `release: message` on stderr) a file that is not a valid ESP32-family app image
+(magic, segments, checksum, appended SHA-256, app descriptor), an image for another chip than
+--chip, or one whose version is not --version.
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import appimage
+
+
+class ReleaseError(Exception):
+    pass
+
+
+def metadata(path, chip=None, version=None):
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ReleaseError("%s: %s" % (path, exc.strerror or exc)) from None
+    try:
+        info = appimage.describe(data)
+    except appimage.ImageError as exc:
+        raise ReleaseError("%s: %s" % (path, exc)) from None
+    if chip is not None and info["chip"] != chip:
+        raise ReleaseError(
+            "%s: is an %s image (chip id %d), not %s" % (path, info["chip"], info["chip_id"], chip)
+        )
+    if not info["valid"]:
+        raise ReleaseError("%s: invalid %s image: %s" % (path, info["chip"], info["error"]))
+    if version is not None and info["version"] != version:
+        raise ReleaseError(
+            "%s: the app descriptor says %s, not %s" % (path, info["version"], version)
+        )
+    if info["length"] != len(data):
+        # Trailing bytes would be downloaded and hashed too: the cloud must know the file.
+        trailing = len(data) - info["length"]
+        print("release: note: %d bytes follow the image in %s" % (trailing, path), file=sys.stderr)
+    return {
+        "file": Path(path).name,
+        "size": len(data),
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "version": info["version"],
+        "project": info["project"],
+        "idf_version": info["idf_version"],
+        "chip": info["chip"],
+        "chip_id": info["chip_id"],
+        "date": info["date"],
+        "time": info["time"],
+        "secure_version": info["secure_version"],
+        "hash_appended": info["hash_appended"],
+    }
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print("release: %s" % message, file=sys.stderr)
+        sys.exit(1)
+
+
+def main(argv=None):
+    parser = _Parser(prog="release.py", description="Cloud-side metadata of an ESP32 app image.")
+    parser.add_argument("image", metavar="IMAGE.bin")
+    parser.add_argument("--chip", help="refuse an image for another chip (esp32, esp32s3 ...)")
+    parser.add_argument("--version", help="refuse an image whose app descriptor says otherwise")
+    args = parser.parse_args(argv)
+    try:
+        meta = metadata(args.image, args.chip, args.version)
+    except ReleaseError as exc:
+        print("release: %s" % exc, file=sys.stderr)
+        return 1
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
