@@ -19,6 +19,7 @@ help:
 	@echo "make demo    a full OTA on the virtual board against a local cloud emulator"
 	@echo "make bench   throughput, heap and allocation of the engine against this machine's limits"
 	@echo "make mpy     compile the agent to .mpy files in $(BUILD)/mpy"
+	@echo "make fsimage LittleFS image of agent + CONFIG for BOARD ($(BUILD)/fsimage-BOARD.bin)"
 	@echo "make setup   create $(VENV) from the pinned requirements"
 
 setup: $(READY)
@@ -63,10 +64,10 @@ pytest: $(READY)
 bench: $(READY)
 	$(BIN)/python tools/bench.py
 
+# CLOUD picks the emulator the demo runs against (onenet, onenet-fuse, sagoo, ...).
+CLOUD ?= onenet
 demo: $(READY)
-	@echo "make demo: the virtual board and the cloud emulators are not built yet (issue 6)."
-	@echo "Until then, 'make test' runs everything that exists."
-	@false
+	$(BIN)/python tools/demo.py --cloud $(CLOUD)
 
 # A LittleFS image of the agent (.mpy) and CONFIG for BOARD's vfs partition, written to
 # .build/fsimage-BOARD.bin; it prints the esptool command that flashes it. PUT="SRC:DST ..." adds

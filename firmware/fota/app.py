@@ -144,7 +144,14 @@ class App:
         """At boot: confirm or report what happened to the update in flight."""
         version = self.version()
         health = self.healthy if self.cfg["health_check"] else None
-        return self.updater().after_boot(version, self.board.confirm, health)
+        result = self.updater().after_boot(version, self.board.confirm, health)
+        if result == "unhealthy":
+            # Not confirmed: the reset makes the bootloader go back to the previous image, and
+            # that boot reports the failure.
+            self.emit("reset", {"reason": "unhealthy"})
+            self.client.close()
+            self.board.reset()
+        return result
 
     def poll(self):
         """One check (and install). Resets the board after an activation."""
@@ -165,7 +172,7 @@ class App:
         return seconds - spread + r
 
     def run_forever(self):
-        self.emit("boot", {"version": self.version(), "cloud": self.cfg["cloud"]})
+        self.emit("agent", {"version": self.version(), "cloud": self.cfg["cloud"]})
         try:
             self.settle()
         except errors.OTAError as exc:
@@ -203,3 +210,5 @@ def main(path="/ota.json", root="/"):
         events.emit("error", {"stage": "start", "reason": exc.reason, "error": exc.message})
     except MemoryError:
         events.emit("error", {"stage": "start", "reason": errors.NO_MEMORY, "error": "no memory"})
+    except Exception as exc:  # a bug in the agent must not take the board's REPL with it
+        events.emit("error", {"stage": "start", "reason": "internal", "error": repr(exc)})

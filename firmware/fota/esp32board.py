@@ -42,7 +42,7 @@ class Board:
 
         from fota.esp32image import app_version
 
-        return app_version(esp32.Partition(esp32.Partition.RUNNING), bytearray(512))
+        return app_version(esp32.Partition(esp32.Partition.RUNNING), bytearray(4096))
 
     def confirm(self):
         """Cancel the bootloader's rollback: the running image is good."""

@@ -1,0 +1,202 @@
+"""make demo: one whole OTA on the virtual board against a local cloud emulator, narrated.
+
+usage: python tools/demo.py [--cloud onenet|onenet-fuse|sagoo|aliyun|mxchip] [--dir DIR]
+                            [--size BYTES] [--json]
+
+1. builds a 2.0.0 ESP32 app image and starts the cloud's emulator (tools/emulator.py) with it as
+   the pending update;
+2. creates a virtual board (tools/vboard.py create, board "virtual") running 1.0.0, with the
+   agent and an /ota.json pointing at the emulator;
+3. boots it (tools/vboard.py boot) and tells what the board does: check, offer, progress,
+   verify, activate, reboot, confirm, report, idle;
+4. shows the requests as the cloud saw them and the board's slots (tools/vboard.py inspect).
+Exit status 0 when the board ends on 2.0.0, confirmed, and the cloud knows it; 1 otherwise.
+--json prints the raw event lines instead of the story.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parent
+ROOT = TOOLS.parent
+sys.path.insert(0, str(TOOLS))
+sys.path.insert(0, str(ROOT / "host_tests" / "shims"))
+
+import emu  # noqa: E402
+import espidf  # noqa: E402
+
+OLD, NEW = "1.0.0", "2.0.0"
+BOOT_TIMEOUT_S = 120
+
+
+def _config(cloud, info):
+    """The board's /ota.json for the emulator at info["url"] with its default credentials."""
+    cfg = {
+        "cloud": cloud,
+        "server": info["url"],
+        "allow_http": True,  # the local emulator speaks plain http
+        "poll_s": 3600,
+        "progress_step": 20,
+    }
+    if cloud == "onenet":
+        cfg["onenet"] = {"product_id": info["product_id"], "device_id": info["dev_id"],
+                         "key": info["access_key"]}  # fmt: skip
+    elif cloud == "onenet-fuse":
+        cfg["onenet"] = {"product_id": info["product_id"], "device_name": info["device_name"],
+                         "key": info["device_key"]}  # fmt: skip
+    elif cloud == "sagoo":
+        cfg["sagoo"] = {"device_key": info["device_key"], "ak": info["ak"], "sk": info["sk"],
+                        "app_id": info["app_id"]}  # fmt: skip
+    else:
+        cfg[cloud] = info.get("config", {})
+    return cfg
+
+
+def _say(text):
+    print(text, flush=True)
+
+
+def _story(event):
+    """One readable line for a board event, or None for the uninteresting ones."""
+    kind = event.get("event")
+    boot = event.get("boot")
+    if kind == "boot" and "slot" in event:
+        return "[boot %s] the bootloader starts %s: version %s (%s)" % (
+            boot, event.get("slot"), event.get("version"), event.get("state"))  # fmt: skip
+    texts = {
+        "no_update": "the cloud has no update for %(version)s",
+        "offer": "the cloud offers %(version)s (%(size_text)s)",
+        "start": "download of %(version)s starts",
+        "progress": "  downloading: %(percent)s%%",
+        "retry": "  connection lost, retry %(attempt)s in %(delay_ms)s ms",
+        "resume": "  resuming from byte %(offset)s",
+        "verified": "image verified: %(version)s, %(size)s bytes, digest and header OK",
+        "activated": "boot slot switched to the new image",
+        "reset": "reset (%(why)s)",
+        "health": "health check after the update (network, cloud): %(verdict)s",
+        "confirmed": "%(version)s confirmed: the bootloader will not roll it back",
+        "rolled_back": "the bootloader rolled back to %(version)s",
+        "reported": "outcome reported to the cloud: %(result)s",
+        "report_failed": "report to the cloud failed: %(error)s",
+        "failed": "update failed (%(reason)s): %(error)s",
+        "idle": "idle: next check in %(sleep_s)s s",
+        "rollback": "the bootloader rolled back from %(from)s to %(to)s",
+        "crash": "the firmware crashed (exit %(exit)s)",
+        "error": "error: %(error)s",
+        "timeout": "the board did not go idle in time",
+    }
+    text = texts.get(kind)
+    if text is None:
+        return None
+    event = dict(event)
+    event["why"] = event.get("reason") or event.get("cause")
+    event["verdict"] = "passed" if event.get("ok") else "failed"
+    size = event.get("size")
+    event["size_text"] = "%s bytes" % size if size else "no size given: probed before the download"
+    try:
+        line = text % event
+    except (KeyError, TypeError):
+        line = kind
+    return "[boot %s] %s" % (boot, line) if boot is not None else line
+
+
+def _cloud_view(log):
+    lines = []
+    for r in log:
+        detail = ""
+        body = r.get("json")
+        if r.get("range"):
+            detail = "Range: " + r["range"]
+        elif isinstance(body, dict):
+            detail = json.dumps(body, sort_keys=True)
+        lines.append("  %-4s %-60s %s" % (r["method"], r["path"][:60], detail))
+    return lines
+
+
+def _control(server, name):
+    """GET the emulator's /_emu/NAME (its request log or state)."""
+    with urllib.request.urlopen(server.control + "/" + name, timeout=10) as resp:
+        return json.load(resp)
+
+
+def _run(cmd, timeout):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--cloud", default="onenet", choices=emu.CLOUDS)
+    parser.add_argument("--dir", help="keep the board here (default: a temporary directory)")
+    parser.add_argument("--size", type=int, default=300_000, help="size of the 2.0.0 image")
+    parser.add_argument("--json", action="store_true", help="print the raw board events")
+    args = parser.parse_args(argv)
+
+    work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="fota-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    image = work / ("fw-%s.bin" % NEW)
+    image.write_bytes(espidf.make_app_image(NEW, size=args.size, project="fota-demo"))
+    board = work / "board"
+    python = sys.executable
+    vboard = str(TOOLS / "vboard.py")
+
+    server = emu.start(args.cloud, image=str(image), version=NEW)
+    try:
+        info = server.info()
+        _say("== %s emulator at %s serves %s as the pending update" % (args.cloud, server.url, NEW))
+        cfg_path = work / "ota.json"
+        cfg_path.write_text(json.dumps(_config(args.cloud, info), indent=2))
+        made = _run([python, vboard, "create", str(board), "--board", "virtual", "--version", OLD,
+                     "--config", str(cfg_path), "--force"], 120)  # fmt: skip
+        if made.returncode != 0:
+            _say("demo: vboard create failed:\n" + made.stderr)
+            return 1
+        _say("== virtual board created in %s, running %s" % (board, OLD))
+        proc = subprocess.Popen(
+            [python, vboard, "boot", str(board), "--timeout", str(BOOT_TIMEOUT_S)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if args.json:
+                _say(line.rstrip())
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            text = _story(event)
+            if text:
+                _say(text)
+        proc.wait(timeout=BOOT_TIMEOUT_S + 30)
+        _say("== the requests as the cloud saw them")
+        log = _control(server, "log")
+        for line in _cloud_view(log):
+            _say(line)
+        state = _control(server, "state")
+        inspected = _run([python, vboard, "inspect", str(board)], 60)
+        slots = json.loads(inspected.stdout) if inspected.returncode == 0 else {}
+    finally:
+        server.stop()
+    booted = slots.get("booted")
+    versions = {s.get("label"): s.get("version") for s in slots.get("slots", [])}
+    _say("== the board boots %s, which holds %s" % (booted, versions.get(booted)))
+    ok = proc.returncode == 0 and versions.get(booted) == NEW and _cloud_agrees(args.cloud, state)
+    _say("demo: %s" % ("the board runs %s and the cloud knows it" % NEW if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+def _cloud_agrees(cloud, state):
+    if cloud in ("onenet", "onenet-fuse"):
+        return (state.get("task") or {}).get("state") == "completed"
+    if cloud == "sagoo":
+        return (state.get("batch") or {}).get("state") == "completed"
+    return bool(state)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
