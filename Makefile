@@ -19,6 +19,8 @@ help:
 	@echo "make demo    a full OTA on the virtual board against a local cloud emulator"
 	@echo "make bench   throughput, heap and allocation of the engine against this machine's limits"
 	@echo "make mpy     compile the agent to .mpy files in $(BUILD)/mpy"
+	@echo "make deploy  PORT=... [BOARD=esp32] [CONFIG=ota.json]: agent + config onto a board (mpremote)"
+	@echo "make flash   PORT=... FIRMWARE=...: erase and write a MicroPython OTA build (esptool)"
 	@echo "make fsimage LittleFS image of agent + CONFIG for BOARD ($(BUILD)/fsimage-BOARD.bin)"
 	@echo "make setup   create $(VENV) from the pinned requirements"
 
@@ -68,6 +70,19 @@ bench: $(READY)
 CLOUD ?= onenet
 demo: $(READY)
 	$(BIN)/python tools/demo.py --cloud $(CLOUD)
+
+# A real board: PORT is what `mpremote connect` takes (/dev/ttyUSB0, socket://127.0.0.1:PORT).
+PORT ?=
+FIRMWARE ?=
+.PHONY: deploy flash
+deploy: $(READY)
+	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32] [CONFIG=ota.json]" >&2; exit 1; }
+	$(BIN)/python tools/deploy.py deploy $(PORT) --board $(BOARD) --config $(CONFIG) \
+		$(foreach p,$(PUT),--put $(p))
+
+flash: $(READY)
+	@test -n "$(PORT)" -a -n "$(FIRMWARE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC-OTA.bin [BOARD=esp32]" >&2; exit 1; }
+	$(BIN)/python tools/deploy.py flash $(PORT) --firmware $(FIRMWARE) --board $(BOARD)
 
 # A LittleFS image of the agent (.mpy) and CONFIG for BOARD's vfs partition, written to
 # .build/fsimage-BOARD.bin; it prints the esptool command that flashes it. PUT="SRC:DST ..." adds
