@@ -56,3 +56,54 @@ def test_corrupt_journal_means_start_over():
             assert Journal(tmp + "/j.json").load("k", 10) == 0
     finally:
         rmtree(tmp)
+
+
+def _size(path):
+    import os
+
+    return os.stat(path)[6]
+
+
+def test_journal_commits_are_appended_and_a_torn_one_is_skipped():
+    tmp = tmpdir()
+    path = tmp + "/j.json"
+    try:
+        j = Journal(path)
+        j.clear()
+        j.save("k", 10**6, 4096)  # the head
+        head = _size(path)
+        for offset in (8192, 12288, 16384):
+            j.save("k", 10**6, offset)  # one 22-byte record each
+        assert _size(path) == head + 3 * 22
+        assert Journal(path).load("k", 10**6) == 16384
+        with open(path, "ab") as f:
+            f.write(b"00000204")  # a power cut in the middle of the next append
+        j = Journal(path)
+        assert j.load("k", 10**6) == 16384
+        j.save("k", 10**6, 20480)  # after a torn record the head is written anew
+        assert _size(path) < head + 22 and Journal(path).load("k", 10**6) == 20480
+        with open(path, "ab") as f:
+            f.write(b"0000024576 0000000000\n")  # whole but garbled: its check fails
+        assert Journal(path).load("k", 10**6) == 20480
+        assert Journal(path).load("k", 10**6 + 1) == 0  # records never stand for another offer
+    finally:
+        rmtree(tmp)
+
+
+def test_journal_stays_small_and_reads_the_old_single_record_form():
+    tmp = tmpdir()
+    path = tmp + "/j.json"
+    try:
+        j = Journal(path)
+        j.save("k", 10**7, 0)
+        for i in range(1, 200):
+            j.save("k", 10**7, i * 4096)
+        assert _size(path) < 64 * 22 + 200  # the head is rewritten every 64 records
+        assert Journal(path).load("k", 10**7) == 199 * 4096
+        from fota.journal import _fingerprint
+
+        with open(path, "w") as f:  # what earlier versions wrote: one JSON object
+            f.write('{"id": "%s", "size": 100, "offset": 40}' % _fingerprint("k"))
+        assert Journal(path).load("k", 100) == 40
+    finally:
+        rmtree(tmp)

@@ -222,6 +222,31 @@ def test_update_allocates_nothing_under_heap_lock():
     d.verify()
 
 
+def test_prefix_hash_covers_the_whole_updates_up_to_its_cap():
+    # The slot's image check takes a SHA-256 of the first bytes; updates that would cross the
+    # cap are left out, and so is everything after them, so the hash is of a prefix.
+    data = _data(10000)
+    d = Digests(md5=_md5_hex(data), prefix=9000)
+    for pos in range(0, 10000, 4096):
+        d.update(data[pos : pos + 4096])
+    h, n = d.prefix()
+    assert n == 8192 and d.length == 10000
+    assert h.digest() == hashlib.sha256(data[:8192]).digest()
+    d.verify()  # the offer's digests are not touched by it
+    d = Digests(md5=_md5_hex(data), prefix=1000)
+    d.update(data[:500])
+    d.update(data[500:1500])  # crosses the cap: left out, and so is the rest
+    d.update(data[1500:1600])
+    h, n = d.prefix()
+    assert n == 500 and h.digest() == hashlib.sha256(data[:500]).digest()
+    assert Digests(md5=_md5_hex(data)).prefix() is None
+    d = Digests(sha256=_sha256_hex(data), prefix=20000)
+    d.update(b"stale")
+    d.reset()  # a resume: the prefix starts over with the slot's re-hash
+    d.update(data)
+    assert d.prefix()[1] == 10000 and d.prefix()[0].digest() == hashlib.sha256(data).digest()
+
+
 # --- hash_slot ---------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import esp32
 import espidf
 from dual import is_micropython, new_board, raises, rmtree
 from fakeclock import FakeClock
-from fakehttp import FakeClient
+from fakehttp import FakeClient, FakeResponse
 from fota import errors
 from fota.download import Downloader
 from fota.esp32slot import Esp32Slot
@@ -392,3 +392,163 @@ def test_offer_headers_and_inspect_hook_stop_the_download_before_a_write():
     assert rig.client.sent == 16384
     assert rig.boot_label() == "ota_0"
     rmtree(rig.tmp)
+
+
+class DirectResponse(FakeResponse):
+    """A response with fota.http's fast path: direct() hands out a reader that, like a blocking
+    socket, must never be asked for more than the body holds; taken() and failed() record."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.direct_calls = 0
+        self.direct_read = 0
+        self.taken_total = 0
+
+    def direct(self):
+        self.direct_calls += 1
+        return self._direct_read
+
+    def _direct_read(self, buf):
+        if len(buf) > self._left:
+            raise AssertionError("the fast path asked past the body")
+        n = self.readinto(buf)
+        self.direct_read += n
+        return n
+
+    def taken(self, n):
+        self.taken_total += n
+
+    def failed(self, exc):
+        return errors.TimeoutError("timed out: the fake's %s" % (exc.args[0],))
+
+
+class DirectClient(FakeClient):
+    """FakeClient whose answers offer the fast path; short_length: their Content-Length says
+    fewer bytes than the range asked for (the fast path must not be used then)."""
+
+    def __init__(self, data, short_length=None):
+        super().__init__(data)
+        self.short_length = short_length
+        self.answers = []
+
+    def get_range(self, url, start, end, bare=False, headers=None, keep=None):
+        r = super().get_range(url, start, end, bare, headers, keep)
+        resp = DirectResponse(self, r.status, r.range_start, r.range_end, r.range_total, r.length)
+        if self.short_length is not None and resp.length > self.short_length:
+            resp.length = resp._left = self.short_length
+        self.answers.append(resp)
+        return resp
+
+
+def test_fast_path_reads_whole_bodies_and_reports_every_byte():
+    rig = Rig(size=100000, window=32768, lock_heap=True)
+    client = DirectClient(rig.image)
+    try:
+        dl = rig.downloader(client=client)
+        assert dl.run(rig.offer).version == "2.0.0"
+        assert rig.slot_bytes() == rig.image
+        # the last answer (1696 bytes) is shorter than a chunk: odd reads only
+        assert [a.direct_calls for a in client.answers] == [1, 1, 1, 0]
+        assert sum(a.direct_read for a in client.answers) > len(rig.image) * 8 // 10
+        assert [a.taken_total for a in client.answers] == [a.direct_read for a in client.answers]
+    finally:
+        rig.close()
+
+
+def test_fast_path_is_not_used_past_a_short_content_length():
+    # Content-Range says 16 KiB, Content-Length 5000: the body ends early, the engine goes on
+    # from there with a new request, as it does without the fast path.
+    rig = Rig(size=40000, window=16384)
+    client = DirectClient(rig.image, short_length=5000)
+    try:
+        rig.run(client=client)
+        assert rig.slot_bytes() == rig.image
+        assert [a.direct_calls for a in client.answers] == [0] * len(client.answers)
+        assert len(client.answers) >= 8  # at most 5000 bytes an answer
+        assert rig.erases() == [1] * len(rig.erases())
+    finally:
+        rig.close()
+
+
+def test_fast_path_errors_are_named_by_the_transport():
+    rig = Rig(size=70000, window=32768)
+    client = DirectClient(rig.image)
+    try:
+        client.drop_after(20000, timeout=True)  # OSError(ETIMEDOUT) from the fast reader
+        rig.run(client=client)
+        assert rig.slot_bytes() == rig.image
+        assert rig.erases() == [1] * len(rig.erases())
+        retry = [info for kind, info in rig.events if kind == "retry"]
+        assert len(retry) == 1 and retry[0]["error"] == "timed out: the fake's 110"
+        assert client.answers[0].direct_calls == 1
+    finally:
+        rig.close()
+
+
+class CountingPart:
+    """esp32.Partition that counts the bytes read back (the engine's image check)."""
+
+    def __init__(self, part):
+        self.part = part
+        self.read = 0
+
+    def readblocks(self, block, buf, offset=0):
+        self.read += len(buf)
+        self.part.readblocks(block, buf, offset)
+
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:
+            self.part.writeblocks(block, buf)
+        else:
+            self.part.writeblocks(block, buf, offset)
+
+    def ioctl(self, cmd, arg):
+        return self.part.ioctl(cmd, arg)
+
+    def info(self):
+        return self.part.info()
+
+    def set_boot(self):
+        self.part.set_boot()
+
+
+def test_image_hash_is_checked_without_reading_the_slot_back():
+    rig = Rig(size=200000, chunk=4096)
+    try:
+        slot = Esp32Slot("esp32")
+        slot.part = counting = CountingPart(slot.part)
+        assert rig.run(slot=slot).version == "2.0.0"
+        assert counting.read < 2 * 4096  # the header, segments, the tail and the stored hash
+        # a bad appended hash is still caught, and the running firmware stays
+        image = bytearray(rig.image)
+        image[-1] ^= 0x01
+        rig.client.data = bytes(image)
+        rig.offer.md5 = _hex(hashlib.md5(bytes(image)))  # the offer's digest is fine
+        exc = raises(errors.VerifyError, rig.run)
+        assert exc.message.startswith("appended SHA-256 mismatch")
+    finally:
+        rig.close()
+
+
+def test_power_cut_resume_checks_the_image_hash_over_every_byte():
+    # After a reboot the streamed image hash starts over from the slot's re-hash, like the
+    # offer's digests: a byte that went bad in flash before the cut is caught by the image's
+    # own SHA-256 even when the offer's digest is of exactly those bytes.
+    rig = Rig(size=90000, journal_blocks=4)
+    try:
+        rig.offer._key = "task-1"  # the cloud's stable key: the same download after the reboot
+        _cut_power(rig, 9)
+        part = esp32.Partition("ota_1")
+        block = bytearray(4096)
+        part.readblocks(1, block)
+        block[7] ^= 0x01
+        part.writeblocks(1, block)
+        bad = bytearray(rig.image)
+        bad[4096 + 7] ^= 0x01
+        rig.offer.md5 = _hex(hashlib.md5(bytes(bad)))
+        exc = raises(errors.VerifyError, rig.run)
+        assert exc.message.startswith("appended SHA-256 mismatch"), exc.message
+        assert [info["offset"] for kind, info in rig.events if kind == "resume"] == [32768]
+        assert rig.boot_label() == "ota_0"
+    finally:
+        rig.close()

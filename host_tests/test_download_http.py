@@ -168,6 +168,20 @@ def test_stalled_server_times_out_then_gives_up():
         rig.close()
 
 
+def test_stall_in_the_steady_state_is_a_timeout_then_a_resume():
+    # /stall/20000: each answer stops after 20000 body bytes; on MicroPython the engine reads
+    # those through the socket's own readinto, whose timeout the transport still names.
+    rig = Rig(size=30000, client=Client(allow_http=True, read_timeout=0.2), retries=1)
+    try:
+        result = rig.dl.run(rig.offer(_FAULTS, "/stall/20000"))
+        assert rig.slot_ok() and result.version == "2.0.0"
+        retry = [info for kind, info in rig.events if kind == "retry"]
+        assert len(retry) == 1 and retry[0]["error"].startswith("timed out: body from ")
+        assert 16384 <= retry[0]["offset"] <= 20000
+    finally:
+        rig.close()
+
+
 def test_missing_file_is_not_retried():
     rig = Rig(size=30000)
     try:

@@ -168,6 +168,35 @@ def test_appended_sha256_mismatch():
         _done(tmp)
 
 
+def _prefix(image, n):
+    h = hashlib.sha256()
+    h.update(bytes(image[:n]))
+    return h, n
+
+
+def test_streamed_prefix_hash_is_finished_from_the_slot():
+    # The engine hashes the image while it streams; check() reads back only what follows that
+    # prefix up to the appended hash (8160 here), or everything when the prefix runs past it.
+    tmp, slot = _board()
+    try:
+        image = _image()
+        _write(slot, image)
+        for n in (0, 4096, 8160):
+            assert check(slot, len(image), _ESP32, bytearray(4096), True, _prefix(image, n)) == (
+                "2.0.0"
+            )
+        longer = image + bytearray(b"\xff" * 8192)  # an offer longer than the image
+        _write(slot, longer)
+        assert check(slot, len(longer), _ESP32, bytearray(4096), True, _prefix(longer, 12288))
+        wrong = bytearray(image)
+        wrong[100] ^= 1  # the bytes the stream saw differ from the image's own hash
+        prefix = _prefix(wrong, 4096)
+        exc = raises(VerifyError, check, slot, len(image), _ESP32, bytearray(4096), True, prefix)
+        assert exc.message.startswith("appended SHA-256 mismatch")
+    finally:
+        _done(tmp)
+
+
 def test_checksum_byte_is_left_to_set_boot():
     tmp, slot = _board()
     try:

@@ -1,5 +1,6 @@
-# The transport layer (fota.http, fota.url) against real servers: nginx, plain and TLS, and the
-# fault-injecting server of netfixtures.py, on CPython and on the MicroPython unix port.
+# The transport layer (fota.http, the modules it imports on first use, fota.url) against real
+# servers: nginx, plain and TLS, and the fault-injecting server of netfixtures.py, on CPython and
+# on the MicroPython unix port.
 #
 # Memory, measured on the MicroPython unix port (v1.29 preview, 64-bit), gc.mem_alloc() around
 # one keep-alive get_range() of 1000 bytes to nginx, after warm-up: 192 bytes for the request and
@@ -17,6 +18,7 @@ import micropython
 from dual import raises
 from fota import http, url
 from fota.errors import ConfigError, DownloadError, NoMemoryError, ProtocolError, TimeoutError
+from fota.http_redirect import resolve
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "256k"
@@ -138,12 +140,12 @@ def test_url_split():
 
 def test_url_resolve():
     base = "http://h:81/a/b/c.bin?x=1"
-    assert url.resolve(base, "https://o/p") == "https://o/p"
-    assert url.resolve(base, "//o/p") == "http://o/p"
-    assert url.resolve(base, "/p?q") == "http://h:81/p?q"
-    assert url.resolve(base, "d.bin") == "http://h:81/a/b/d.bin"
-    assert url.resolve(base, "?y=2") == "http://h:81/a/b/c.bin?y=2"
-    assert url.resolve("http://h", "x") == "http://h/x"
+    assert resolve(base, "https://o/p") == "https://o/p"
+    assert resolve(base, "//o/p") == "http://o/p"
+    assert resolve(base, "/p?q") == "http://h:81/p?q"
+    assert resolve(base, "d.bin") == "http://h:81/a/b/d.bin"
+    assert resolve(base, "?y=2") == "http://h:81/a/b/c.bin?y=2"
+    assert resolve("http://h", "x") == "http://h/x"
 
 
 # -- bodies
@@ -497,6 +499,64 @@ def test_malformed_answers_are_protocol_errors():
     exc = raises(ProtocolError, resp.readinto, bytearray(100))
     assert "chunk" in exc.message
     assert client.get(base + "/small.bin").status == 200  # the client recovers
+
+
+# -- the download engine's fast path
+
+
+def test_direct_reads_the_rest_of_a_length_body_from_the_socket():
+    client = _plain()
+    target = _env("FOTA_TEST_NGINX") + "/medium.bin"
+    buf = bytearray(4096)
+    resp = client.get(_env("FOTA_TEST_HTTP") + "/small.bin")  # head and body in one send
+    assert resp.direct() is None  # the body bytes that came with the head must go first
+    assert resp.body(10000) == _file("small.bin")
+    client = _plain()
+    resp = client.get_range(target, 1000, 300000 - 1)
+    f = open(_path("medium.bin"), "rb")
+    try:
+        f.seek(1000)
+        got = resp.readinto(buf)
+        assert buf[:got] == f.read(got)
+        read = resp.direct()
+        if sys.implementation.name != "micropython":
+            assert read is None  # CPython: recv_into returns what arrived, readinto() is the way
+            read, taken = resp.readinto, None
+        else:
+            assert read is not None
+            taken = resp.taken
+        while got < 299000:  # never more than the body holds: a blocking readinto waits for it
+            n = read(memoryview(buf)[: min(4096, 299000 - got)])
+            assert n > 0
+            if taken:
+                taken(n)
+            assert buf[:n] == f.read(n), got
+            got += n
+    finally:
+        f.close()
+    assert resp.done and resp.readinto(buf) == 0
+    resp = client.get_range(target, 0, 9)  # the connection was kept
+    assert resp.body() == _slice("medium.bin", 0, 10) and client.connects == 1
+    resp = client.get(_env("FOTA_TEST_HTTP") + "/chunked/small.bin")
+    resp.readinto(buf)
+    resp.readinto(buf)
+    assert resp.direct() is None  # chunked bodies need their framing read
+    resp.close()
+
+
+def test_direct_readers_errors_are_translated_and_close_the_connection():
+    import errno
+
+    client = _plain()
+    resp = client.get(_env("FOTA_TEST_NGINX") + "/medium.bin")
+    resp.readinto(bytearray(100))
+    exc = resp.failed(OSError(errno.ETIMEDOUT))
+    assert isinstance(exc, TimeoutError) and exc.message.startswith("timed out: body from ")
+    assert resp.done and client.get(_env("FOTA_TEST_NGINX") + "/small.bin").status == 200
+    assert client.connects == 2
+    resp = client.get(_env("FOTA_TEST_NGINX") + "/small.bin")
+    exc = resp.failed(OSError(errno.ECONNRESET))
+    assert isinstance(exc, DownloadError) and "network error" in exc.message
 
 
 # -- TLS and policy

@@ -8,10 +8,15 @@ interleaved round by round (the machine is shared and noisy: only the ratios mea
   (b) minimal  readinto + MD5 update + writeblocks into the same file-backed slot: the work limit;
   (c) engine   fota end to end for an offer with an MD5: Range requests, keep-alive, journal,
                slot writer, digest and image checks, up to the call of set_boot (ESP-IDF's own
-               code on a device, emulated in Python here, would weigh on (c) alone).
-Then the smallest `-X heapsize` at which (c) completes with the agent loaded from .mpy, the
-bytes (c) allocates per chunk, and whether its steady-state loop ran with the heap locked.
-Prints the table and writes it to --out (tools/bench_results.md by default).
+               code on a device, emulated in Python here, would weigh on (c) alone);
+  (c') engine  the same with image_sha=False: the image's appended SHA-256 left to set_boot;
+  (b+) minimal with a SHA-256 of every byte too: the work limit of (c), whose image check
+               needs that hash (the offer has only an MD5).
+Then the smallest `-X heapsize` at which (c) completes with the agent loaded from .mpy (the
+collector on, as on a device), the same for the host's stand-ins alone (this script, the esp32
+shim and its set_boot: C code on a device), the bytes (c) allocates per chunk, and whether its
+steady-state loop ran with the heap locked. Prints the table and writes it to --out
+(tools/bench_results.md by default).
 """
 
 import argparse
@@ -72,6 +77,8 @@ def _prepare(work: Path):
 
 
 def _run(mpy, args, heap=None):
+    """-> (bytes, us, allocated, chunks, locked, shims, agent) of one bench_device run, or None
+    when it did not complete in `heap` bytes."""
     cmd = [str(MICROPYTHON)]
     if heap:
         cmd += ["-X", "heapsize=%d" % heap]
@@ -80,8 +87,7 @@ def _run(mpy, args, heap=None):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            _, mode, got, us, allocated, chunks, locked = line.split()
-            return int(got), int(us), int(allocated), int(chunks), int(locked)
+            return tuple(int(field) for field in line.split()[2:])
     if heap:
         return None
     raise BenchError("bench_device %s failed:\n%s%s" % (args[0], proc.stdout, proc.stderr))
@@ -89,7 +95,7 @@ def _run(mpy, args, heap=None):
 
 def _smallest_heap(mpy, args, lo=8 * 1024, hi=512 * 1024):
     if _run(mpy, args, hi) is None:
-        raise BenchError("the engine does not complete even in %d KB of heap" % (hi // 1024))
+        raise BenchError("%s does not complete even in %d KB of heap" % (args[0], hi // 1024))
     while hi - lo > 1024:
         mid = (lo + hi) // 2 // 1024 * 1024
         if _run(mpy, args, mid) is None:
@@ -101,7 +107,7 @@ def _smallest_heap(mpy, args, lo=8 * 1024, hi=512 * 1024):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--out", default=str(ROOT / "tools" / "bench_results.md"))
     opts = ap.parse_args(argv)
@@ -112,23 +118,29 @@ def main(argv=None) -> int:
             with nginx.serve_folder(served) as base:
                 url = base + "/fw.bin"
                 common = [url, str(size), md5, str(flash), str(opts.chunk), str(work)]
-                speeds = {"bare": [], "minimal": [], "engine": [], "engine-lean": []}
+                modes = {
+                    "bare": ["bare"],
+                    "minimal": ["minimal"],
+                    "engine": ["engine"],
+                    "engine-lean": ["engine", "no-image-sha"],
+                    "minimal-sha": ["minimal", "sha"],
+                }
+                speeds = {mode: [] for mode in modes}
                 for _ in range(opts.rounds):
-                    for mode in speeds:
-                        args = [mode, *common]
-                        if mode == "engine-lean":  # appended SHA-256 left to set_boot
-                            args = ["engine", *common, "no-image-sha"]
-                        got, us, *_ = _run(mpy, args)
+                    for mode, (name, *flags) in modes.items():
+                        got, us, *_ = _run(mpy, [name, *common, *flags])
                         if got != size:
                             raise BenchError("%s moved %d of %d bytes" % (mode, got, size))
                         speeds[mode].append(got / us)  # bytes per microsecond = MB/s
-                _, _, allocated, chunks, _ = _run(mpy, ["engine", *common])
-                _, _, _, _, locked = _run(mpy, ["engine", *common, "lock"])
+                _, _, allocated, chunks, _, shims, agent = _run(mpy, ["engine", *common, "count"])
+                locked = _run(mpy, ["engine", *common, "lock"])[4]
                 heap = _smallest_heap(mpy, ["engine", *common])
+                host = _smallest_heap(mpy, ["shims", *common])
     except (BenchError, nginx.NginxError, subprocess.SubprocessError, OSError) as exc:
         print("bench: %s" % exc, file=sys.stderr)
         return 1
     med = {mode: statistics.median(v) for mode, v in speeds.items()}
+    kb = 1024
     rows = [
         "| measure | value |",
         "|---|---|",
@@ -140,7 +152,15 @@ def main(argv=None) -> int:
         "| (c') the same, appended SHA-256 left to set_boot (`image_sha=False`) | %.0f MB/s |"
         % med["engine-lean"],
         "| c'/b | %.2f |" % (med["engine-lean"] / med["minimal"]),
-        "| smallest heap for (c), agent from .mpy (target <= 32 KB) | %d KB |" % (heap // 1024),
+        "| (b+) minimal + SHA-256 of every byte (the work (c)'s image check adds) | %.0f MB/s |"
+        % med["minimal-sha"],
+        "| c/b+ | %.2f |" % (med["engine"] / med["minimal-sha"]),
+        "| smallest heap for (c), agent from .mpy (target <= 32 KB) | %d KB |" % (heap // kb),
+        "| of which the host's stand-ins: the same run without the agent (bench script, esp32 "
+        "shim, ESP-IDF formats, set_boot) | %d KB |" % (host // kb),
+        "| the agent's share (the difference) | %d KB |" % ((heap - host) // kb),
+        "| resident after import: agent modules / shims | %.1f KB / %.1f KB |"
+        % (agent / kb, shims / kb),
         "| bytes allocated by (c) per %d-byte chunk, all in (requests, journal, checks) | %.1f |"
         % (opts.chunk, allocated / chunks),
         "| bytes of (c) moved with the heap locked (steady state allocates 0) | %d of %d |"
@@ -150,8 +170,9 @@ def main(argv=None) -> int:
         "Measured by `make bench` on %s: %d rounds, median MB/s (10^6 bytes/s), a %d-byte image "
         "over loopback from nginx, chunk %d bytes, MicroPython unix port (64-bit: pointers "
         "take 8 bytes here, 4 on an ESP32, so most objects are larger than on a board). "
-        "The heap figure includes the esp32 shim and its ESP-IDF format module (about 19 KB "
-        "here, C code on a device) and the bench script.\n\n"
+        "Heaps are the smallest `-X heapsize` (1 KB steps) that completes with the collector on; "
+        "the esp32 shim and its ESP-IDF format module are C code on a device and cannot be "
+        "frozen into this prebuilt interpreter, so their share is measured and shown apart.\n\n"
         % (time.strftime("%Y-%m-%d"), opts.rounds, size, opts.chunk)
     )
     table = header + "\n".join(rows) + "\n"

@@ -1,12 +1,19 @@
 # The device side of `make bench`: runs on the MicroPython unix port, one measurement per run.
 #
-# usage: micropython bench_device.py MODE URL SIZE MD5 FLASH CHUNK WORKDIR [lock] [no-image-sha]
+# usage: micropython -m bench_device MODE URL SIZE MD5 FLASH CHUNK WORKDIR [FLAG ...]
 #   MODE bare     socket readinto loop, data discarded: the I/O limit of this machine
 #   MODE minimal  readinto + MD5 update + writeblocks into the slot: the work limit
+#                 (FLAG sha: also a SHA-256 of every byte, the work of the image's hash check)
 #   MODE engine   fota's Downloader end to end (Range requests, keep-alive, journal, slot
 #                 writer, image checks, set_boot) for an offer carrying an MD5
-# Prints "RESULT MODE BYTES MICROSECONDS ALLOCATED CHUNKS [LOCKED]". sys.path must hold the agent
-# (firmware/ or its .mpy build) and host_tests/shims (set by the caller through MICROPYPATH).
+#                 (FLAG lock: heap-locked pumps; no-image-sha: image_sha=False; count: the
+#                 collector off, so that mem_alloc() counts every byte the agent allocates;
+#                 noboot: stop at the call of set_boot, ESP-IDF's code on a device)
+#   MODE shims    what the host adds around the agent, alone: this script, the esp32 shim with
+#                 its ESP-IDF formats module (C code on a device) and its set_boot (or noboot)
+# Prints "RESULT MODE BYTES MICROSECONDS ALLOCATED CHUNKS LOCKED SHIMS AGENT": SHIMS the bytes
+# the shims keep on the heap, AGENT those of the agent's loaded modules. sys.path must hold the
+# agent (firmware/ or its .mpy build) and host_tests/shims (the caller sets MICROPYPATH).
 
 import binascii
 import gc
@@ -14,8 +21,6 @@ import hashlib
 import socket
 import sys
 import time
-
-import esp32
 
 
 def _connect(url):
@@ -48,11 +53,12 @@ def bare(url, size, chunk):
     return got, dt
 
 
-def minimal(url, size, chunk, part):
+def minimal(url, size, chunk, part, sha=False):
     # The unavoidable work, nothing else: the chunk is one block, written with the erase form.
     mv = memoryview(bytearray(chunk))
     sock = _connect(url)
     h = hashlib.md5()
+    h2 = hashlib.sha256() if sha else None
     got = 0
     block = 0
     per = chunk // 4096
@@ -64,25 +70,35 @@ def minimal(url, size, chunk, part):
         got += n
         if n < chunk:  # the last piece
             h.update(mv[:n])
+            if h2:
+                h2.update(mv[:n])
             for i in range(n, chunk):
                 mv[i] = 0xFF
         else:
             h.update(mv)
+            if h2:
+                h2.update(mv)
         part.writeblocks(block, mv)
         block += per
     binascii.hexlify(h.digest())
+    if h2:
+        h2.digest()
     dt = time.ticks_diff(time.ticks_us(), t0)
     sock.close()
     return got, dt
 
 
-def engine(url, size, md5, chunk, workdir, lock, image_sha=True):
+def engine(url, size, md5, chunk, workdir, flags, memory):
+    gc.collect()
+    loaded = gc.mem_alloc()
     from fota.download import Downloader
     from fota.esp32slot import Esp32Slot
     from fota.http import Client
     from fota.journal import Journal
     from fota.offer import Offer
 
+    gc.collect()
+    memory[1] = gc.mem_alloc() - loaded  # the agent's modules, resident
     count = [0, 0, 0]  # mem_alloc() at the start, bytes allocated until set_boot, its start
 
     class Slot(Esp32Slot):
@@ -92,17 +108,19 @@ def engine(url, size, md5, chunk, workdir, lock, image_sha=True):
             count[1] = gc.mem_alloc() - count[0]
             count[2] = time.ticks_us()
             gc.enable()
-            super().activate()
+            if "noboot" not in flags:
+                super().activate()
 
     offer = Offer(url, size, md5=md5)
     client = Client(allow_http=True)
     dl = Downloader(
         client, Slot("esp32"), Journal(workdir + "/bench.journal"), time,
-        chunk=chunk, lock_heap=lock, image_sha=image_sha,
+        chunk=chunk, lock_heap="lock" in flags, image_sha="no-image-sha" not in flags,
     )  # fmt: skip
     gc.collect()
     count[0] = gc.mem_alloc()
-    gc.disable()  # so that mem_alloc() counts everything the agent allocates
+    if "count" in flags:
+        gc.disable()  # so that mem_alloc() counts everything the agent allocates
     t0 = time.ticks_us()
     result = dl.run(offer)
     dt = time.ticks_diff(count[2], t0)  # until set_boot: ESP-IDF's code, not the agent's
@@ -113,22 +131,31 @@ def engine(url, size, md5, chunk, workdir, lock, image_sha=True):
 
 def main(argv):
     mode, url, size, md5, flash, chunk, workdir = argv[1:8]
+    flags = argv[8:]
     size = int(size)
     chunk = int(chunk)
-    lock = "lock" in argv[8:]
+    gc.collect()
+    before = gc.mem_alloc()
+    import esp32
+
     esp32.attach(flash, "esp32", "ota_0")
     part = esp32.Partition("ota_1")
+    gc.collect()
+    memory = [gc.mem_alloc() - before, 0]  # the shims, resident; the agent's modules
     allocated = locked = 0
     if mode == "bare":
         got, dt = bare(url, size, chunk)
     elif mode == "minimal":
-        got, dt = minimal(url, size, chunk, part)
+        got, dt = minimal(url, size, chunk, part, "sha" in flags)
+    elif mode == "shims":
+        if "noboot" not in flags:
+            part.set_boot()  # the image (c) left in the slot
+        got, dt = size, 1
     else:
-        got, dt, allocated, locked = engine(
-            url, size, md5, chunk, workdir, lock, "no-image-sha" not in argv[8:]
-        )
+        got, dt, allocated, locked = engine(url, size, md5, chunk, workdir, flags, memory)
     chunks = (got + chunk - 1) // chunk
-    print("RESULT", mode, got, dt, allocated, chunks, locked)
+    print("RESULT", mode, got, dt, allocated, chunks, locked, memory[0], memory[1])
 
 
-main(sys.argv)
+if __name__ == "__main__":
+    main(sys.argv)

@@ -5,6 +5,10 @@
 # own objects, allocates nothing. Hash state cannot be saved across a reboot, so a resumed
 # download re-hashes the part already in flash with hash_slot() and then goes on with update().
 # Ports whose hashlib lacks md5 get fota.md5 (pure Python, slow, allocates on 32-bit ports).
+#
+# prefix=N also keeps a SHA-256 of the first bytes fed, in whole updates, up to N bytes: the slot's
+# image check uses it (an ESP32 image's appended SHA-256 covers everything before its last 32
+# bytes), so that check needs no second pass over the slot.
 
 import binascii
 import hashlib
@@ -48,17 +52,26 @@ class Digests:
     decides whether an offer without a digest is acceptable.
     """
 
-    def __init__(self, md5=None, sha256=None):
+    def __init__(self, md5=None, sha256=None, prefix=0):
         self.md5 = _expected("md5", md5, 32)
         self.sha256 = _expected("sha256", sha256, 64)
+        self._cap = prefix
         self.reset()
 
     def reset(self):
         """Start over with new hash objects (a resume re-hashes the slot from its start)."""
         self._md5 = _new_md5() if self.md5 is not None else None
         self._sha256 = hashlib.sha256() if self.sha256 is not None else None
+        self._prefix = hashlib.sha256() if self._cap > 0 else None
         self._computed = None
         self.length = 0  # bytes hashed since the last reset
+        self.prefix_len = 0  # bytes in the prefix hash: the first prefix_len bytes fed
+
+    def prefix(self):
+        """(SHA-256 object, n): the hash of the first n bytes fed (n <= prefix), or None."""
+        if self._prefix is None:
+            return None
+        return self._prefix, self.prefix_len
 
     def update(self, buf):
         """Feed buf (bytes, bytearray or memoryview) to every configured hash. Allocates nothing
@@ -69,7 +82,12 @@ class Digests:
         h = self._sha256
         if h is not None:
             h.update(buf)
-        self.length += len(buf)
+        end = self.length + len(buf)
+        h = self._prefix
+        if h is not None and end <= self._cap:  # once over the cap, always over: contiguous
+            h.update(buf)
+            self.prefix_len = end
+        self.length = end
 
     def hexdigests(self):
         """{"md5": hex, "sha256": hex} of what was hashed, for the configured algorithms.

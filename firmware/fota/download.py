@@ -14,7 +14,13 @@
 # The steady-state loop (_pump) allocates nothing: no slicing, formatting or containers in it,
 # only int arithmetic, readinto, hash update and writeblocks. Everything that allocates (requests,
 # odd-sized reads, journal, progress) happens between pumps. Tests run _pump under
-# micropython.heap_lock() (lock_heap=True) to prove it.
+# micropython.heap_lock() (lock_heap=True) to prove it. With fota.http on MicroPython the pump
+# reads with the socket's own readinto (Response.direct()), bounded by the body's length, so a
+# chunk costs no Python call on the way in; other clients' responses are read with readinto().
+#
+# The slot's image check needs a SHA-256 of the image (its appended hash): with image_sha on, the
+# digests keep one of the prefix the slot names (slot.sha_prefix) while the bytes stream past,
+# and the check reads back only the few bytes after it instead of the whole slot.
 
 from micropython import const
 
@@ -49,7 +55,7 @@ class Downloader:
     clock: anything with ticks_ms/ticks_diff/sleep_ms (the `time` module on a device);
     on_event(kind, info): called between pumps with "resume", "progress", "retry", "verified".
     image_sha=False leaves the image's appended SHA-256 to set_boot() (ESP-IDF verifies it there
-    too), saving a full re-read of the slot; the offer's digests are always checked.
+    too), saving a SHA-256 pass over the image; the offer's digests are always checked.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class Downloader:
         if chunk < 256 or chunk > 65536:
             raise errors.ConfigError("chunk must be 256..65536 bytes, got %d" % chunk)
         self._client = client
+        self.client = client  # public: the update cycle probes sizes with it
         self._slot = slot
         self._journal = journal
         self._clock = clock
@@ -103,26 +110,36 @@ class Downloader:
 
     # -- the steady state --------------------------------------------------------------------
 
-    def _pump(self, resp, stop):
-        """Read whole views until `stop` (absolute offset) or a short read; hash and write full
-        buffers. Call only at a view boundary. Updates _pos/_written. Allocates nothing."""
+    def _pump(self, read, stop):
+        """Read whole views with read(view) -> n until `stop` (absolute offset) or a short read;
+        hash and write full buffers. Call only at a view boundary. Updates _pos/_written, also
+        when read() raises. Allocates nothing."""
         chunk = self._chunk
         views = self._views
-        got = self._written + self._pos
-        while True:
-            view = views[self._pos // chunk]
-            want = len(view)
-            if stop - got < want:
-                return
-            n = resp.readinto(view)
-            if n <= 0:
-                return
-            self._pos += n
-            got += n
-            if self._pos == self._bufsize:
-                self._flush()
-            if n < want:
-                return
+        size = self._bufsize
+        mv = self._mv
+        pos = self._pos
+        written = self._written
+        try:
+            while True:
+                view = views[pos // chunk]
+                want = len(view)
+                if stop - written - pos < want:
+                    return
+                n = read(view)
+                if n <= 0:
+                    return
+                pos += n
+                if pos == size:
+                    self._digests.update(mv)
+                    self._slot.write(written // _BLOCK, mv)
+                    written += size
+                    pos = 0
+                if n < want:
+                    return
+        finally:
+            self._pos = pos
+            self._written = written
 
     def _flush(self):
         """Hash and write the full buffer. Allocates nothing."""
@@ -159,7 +176,8 @@ class Downloader:
             count -= n
 
     def _open(self, start, end):
-        """Request bytes start..end-1; return (response, end of what this response will carry)."""
+        """Request bytes start..end-1; return (response, end of what this response will carry,
+        the offset where its body ends by its Content-Length or -1)."""
         offer = self._offer
         resp = self._client.get_range(
             offer.url, start, end - 1, bare=self._bare, headers=offer.headers, keep=offer.keep
@@ -185,7 +203,8 @@ class Downloader:
                     "asked for bytes %d-%d, server sent %r-%r"
                     % (start, end - 1, resp.range_start, resp.range_end)
                 )
-            return resp, end
+            length = resp.length
+            return resp, end, -1 if length is None else start + length
         if status == 200:  # Range ignored (or OneNET's answer to a range past the end): whole file
             length = resp.length
             if length is not None and length != offer.size:
@@ -194,7 +213,7 @@ class Downloader:
                     "server has %d bytes, the offer says %d" % (length, offer.size)
                 )
             self._discard(resp, start)
-            return resp, offer.size
+            return resp, offer.size, -1 if length is None else length
         resp.close()
         if status == 416:
             raise errors.VerifyError(
@@ -209,9 +228,11 @@ class Downloader:
         size = self._offer.size
         window = self._window
         end = size if not window else min(size, (start // window + 1) * window)
-        resp, end = self._open(start, end)
+        resp, end, body_end = self._open(start, end)
         lock = self._lock
         first = True  # the first read may return bytes that came with the head: not steady state
+        read = None  # what _pump reads with: the socket's readinto (fast) or resp.readinto
+        fast = False
         try:
             while True:
                 got = self._written + self._pos
@@ -220,16 +241,25 @@ class Downloader:
                 stop = min(end, self._next_commit)
                 moved = 0
                 if self._pos % self._chunk == 0 and not first:
+                    if read is None:
+                        # fast only where the body's length bounds every read the pump makes
+                        direct = getattr(resp, "direct", None)
+                        read = direct() if direct is not None and body_end >= end else None
+                        fast = read is not None
+                        if not fast:
+                            read = resp.readinto
                     if lock:
                         heap_lock()  # type: ignore[misc]
                         try:
-                            self._pump(resp, stop)
+                            self._pump(read, stop)
                         finally:
                             heap_unlock()  # type: ignore[misc]
                         self.pumped_locked += self._written + self._pos - got
                     else:
-                        self._pump(resp, stop)
+                        self._pump(read, stop)
                     moved = self._written + self._pos - got
+                    if fast:
+                        resp.taken(moved)
                 if moved == 0:
                     moved = self._read_odd(resp, stop)
                     first = False
@@ -239,6 +269,8 @@ class Downloader:
                     )
                 self._between_pumps()
         except OSError as exc:
+            if fast:  # from the socket itself: the transport names it (timeout, reset ...)
+                raise resp.failed(exc) from None
             resp.close()
             raise errors.DownloadError("connection lost: %s" % (exc,), retryable=True)
         except errors.OTAError:
@@ -249,7 +281,7 @@ class Downloader:
     def _between_pumps(self):
         """Journal and progress: what the steady state must not do itself."""
         if self._written >= self._next_commit:
-            self._journal.save(self._offer.key(), self._offer.size, self._written)
+            self._journal.save(self._key, self._offer.size, self._written)
             self._next_commit = self._written + self._commit_every
         if self._step and self._on_event:
             pct = (self._written + self._pos) * 100 // self._offer.size
@@ -270,7 +302,12 @@ class Downloader:
         offer.check(self._slot.capacity)
         self._slot.begin(offer.size)
         self._offer = offer
-        self._digests = Digests(md5=offer.md5, sha256=offer.sha256)
+        self._key = offer.key()
+        slot = self._slot
+        prefix = 0
+        if self._image_sha and hasattr(slot, "sha_prefix"):
+            prefix = slot.sha_prefix(offer.size)
+        self._digests = Digests(md5=offer.md5, sha256=offer.sha256, prefix=prefix)
         self.requests = 0
         self._pos = 0
         self._written = 0
@@ -306,7 +343,7 @@ class Downloader:
 
     def _resume(self, offer):
         """After a reboot: re-hash what the journal says is written and continue from there."""
-        offset = self._journal.load(offer.key(), offer.size)
+        offset = self._journal.load(self._key, offer.size)
         offset -= offset % self._bufsize
         if offset <= 0:
             self._journal.clear()
@@ -322,18 +359,28 @@ class Downloader:
         pos = self._pos
         if not pos:
             return
-        self._digests.update(self._mv[:pos])
+        mv = self._mv
+        self._digests.update(mv[:pos])
         end = _round_up(pos, _BLOCK)
-        for i in range(pos, end):
-            self._buf[i] = 0xFF
-        self._slot.write(self._written // _BLOCK, self._mv[:end])
+        if pos < end:  # erased flash reads 0xFF: pad with it, in doubling copies (no byte loop)
+            mv[pos] = 0xFF
+            done = 1
+            while pos + done < end:
+                n = min(done, end - pos - done)
+                mv[pos + done : pos + done + n] = mv[pos : pos + n]
+                done += n
+        self._slot.write(self._written // _BLOCK, mv[:end])
         self._written += pos
         self._pos = 0
 
     def _verify(self):
         offer = self._offer
         self._digests.verify()
-        version = self._slot.validate(offer.size, self._scratch, self._image_sha)
+        prefix = self._digests.prefix()
+        if prefix is not None:
+            version = self._slot.validate(offer.size, self._scratch, True, prefix)
+        else:
+            version = self._slot.validate(offer.size, self._scratch, self._image_sha)
         if offer.version and compare(version, offer.version) != 0:
             raise errors.VersionError(
                 "the image says version %s, the offer %s" % (version, offer.version)

@@ -10,6 +10,11 @@
 # The checksum byte is not computed here (a byte loop in Python is too slow on a device);
 # set_boot() checks it. Reads go through part.readblocks(block, buf, offset) into the caller's
 # scratch buffer (>= 4096 bytes); a failed read is a FlashError, a bad image a VerifyError.
+#
+# The appended SHA-256 covers the image up to the checksum line. The download engine hashes that
+# prefix while it streams (fota.digest, prefix=), so check() normally reads back only the few
+# bytes between the end of the streamed prefix and the hash; without it (or when the image is
+# shorter than the prefix streamed) it re-reads the slot from the start.
 
 import binascii
 import hashlib
@@ -73,23 +78,32 @@ def _header(buf, chip_id):
     return count, buf[23]
 
 
-def check(part, length, chip_id, scratch, sha=True):
+def check(part, length, chip_id, scratch, sha=True, prefix=None):
     """Check the image in bytes [0, length) of part; return its version string.
 
     length: the offer's size (the image may be shorter: trailing bytes are not checked).
     chip_id: the board's esp_image_header_t chip id (0 esp32, 2 esp32s2, 5 esp32c3, 9 esp32s3 ...).
-    sha: re-read the image to check its appended SHA-256 (a full pass over the slot; set_boot()
-    repeats that check in ESP-IDF, so callers that rely on it may skip this one).
+    sha: check the appended SHA-256 (set_boot() repeats that check in ESP-IDF, so callers that
+    rely on it may skip this one). prefix: (hashlib SHA-256 object, n), the hash of the image's
+    first n bytes as written, which check() finishes (and consumes); else the slot is re-read.
     Raises VerifyError with the reason, FlashError when a read fails.
     """
     mv = _scratch(scratch)
     try:
-        return _check(part, length, chip_id, mv, sha)
+        return _check(part, length, chip_id, mv, sha, prefix)
     except OSError as exc:
         raise FlashError("reading the image back failed: %s" % exc)
 
 
-def _check(part, length, chip_id, mv, sha):
+def _hash_from(part, h, start, end, mv):
+    """Feed bytes [start, end) of part to h, through mv (4096 bytes)."""
+    while start < end:
+        n = min(_BLOCK - start % _BLOCK, end - start)
+        h.update(_read(part, mv, start, n))
+        start += n
+
+
+def _check(part, length, chip_id, mv, sha, prefix):
     if length < _HEADER_LEN:
         raise VerifyError("image length %d is shorter than the 24-byte image header" % length)
     count, hash_appended = _header(_read(part, mv, 0, _HEADER_LEN), chip_id)
@@ -120,8 +134,12 @@ def _check(part, length, chip_id, mv, sha):
             % (end, " and SHA-256" if hash_appended == 1 else "", length)
         )
     if hash_appended == 1 and sha:
-        h = hashlib.sha256()
-        hash_slot(part, pos, h, mv)
+        if prefix is not None and prefix[1] <= pos:
+            h, done = prefix
+            _hash_from(part, h, done, pos, mv)  # the tail the stream could not know was in it
+        else:
+            h = hashlib.sha256()
+            hash_slot(part, pos, h, mv)
         computed = h.digest()
         stored = bytes(_read(part, mv, pos, _HASH_LEN))
         if computed != stored:

@@ -57,12 +57,19 @@ class Esp32Slot:
         except OSError as exc:
             raise errors.FlashError("reading block %d of %s failed: %s" % (block, self.label, exc))
 
-    def validate(self, size, scratch, sha=True):
+    def sha_prefix(self, size):
+        """How many leading bytes of an image of `size` bytes validate() can take as a streamed
+        SHA-256 (fota.digest's prefix=): the appended hash covers all but its own 32 bytes."""
+        return size - 32
+
+    def validate(self, size, scratch, sha=True, prefix=None):
         """Check the ESP32 image in the slot; return the version from its app descriptor.
 
-        sha=False leaves the appended SHA-256 to set_boot(), which ESP-IDF checks anyway."""
+        sha=False leaves the appended SHA-256 to set_boot(), which ESP-IDF checks anyway.
+        prefix: (SHA-256 object, n) of the image's first n bytes, hashed during the download, so
+        that the check reads back only the rest of the hashed part (see fota.esp32image)."""
         try:
-            return esp32image.check(self.part, size, self.chip_id, scratch, sha)
+            return esp32image.check(self.part, size, self.chip_id, scratch, sha, prefix)
         except OSError as exc:
             raise errors.FlashError("reading %s failed: %s" % (self.label, exc))
 

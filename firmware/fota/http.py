@@ -4,13 +4,17 @@
 # that every request reuses: a response is valid until the client's next request. Bodies are read
 # into the caller's buffer (Response.readinto(buf) -> n, 0 at the end), Content-Length and chunked.
 #
-# Memory (devices have ~100 KB of heap): the head is parsed in place in one preallocated 512-byte
-# buffer, which also bounds a header line (512 bytes with its CRLF) and the count (32). Only the
-# headers the agent needs are kept; no dict of headers. Requests are written into the same buffer,
-# integers as digits in place, and the split of the last URL is cached, so a keep-alive
-# get_range() costs a few hundred bytes (measured in host_tests/test_http.py). A Content-Length
-# body on a plain socket is read straight from the socket into the caller's buffer and allocates
-# nothing (proved there under micropython.heap_lock()).
+# Memory (devices have ~100 KB of heap): this module holds only what every request runs (request
+# head, response head, Content-Length bodies, keep-alive); rarer code lives in modules imported on
+# first use (style.md rules 6, 7): http_chunked (chunked bodies), http_redirect (redirects),
+# http_tls (the TLS context), http_body (Response.body() and json()). The head is parsed in place
+# in one preallocated 512-byte buffer, which also bounds a header line (512 bytes with its CRLF)
+# and the count (32). Only the headers the agent needs are kept; no dict of headers. Requests are
+# written into the same buffer, integers as digits in place, and the split of the last URL is
+# cached, so a keep-alive get_range() costs a few hundred bytes (measured in
+# host_tests/test_http.py). A Content-Length body is read straight from the socket into the
+# caller's buffer and allocates nothing (proved there under micropython.heap_lock()); direct()
+# hands the download engine the socket's own readinto for its steady state.
 #
 # MicroPython sockets: readinto(buf, n) on a blocking socket waits for all n bytes, so the head
 # (length unknown) is read non-blocking with select.poll for the timeout, and bodies blocking
@@ -37,12 +41,12 @@ if TYPE_CHECKING:  # for pyright only: sockets differ between ports, their stubs
 
 _BUF = const(512)  # head/line/request buffer: also the longest header line accepted
 _MAX_HEADERS = const(32)
-_DRAIN = const(1024)  # redirect bodies up to this size are read to keep the connection
 _DONE = const(0)  # body modes
 _LENGTH = const(1)
 _CHUNKED = const(2)
 _EOF = const(3)  # no length: the body ends when the server closes
 
+_REDIRECTS = (301, 302, 303, 307, 308)
 _TIMEOUTS = (errno.ETIMEDOUT, errno.EAGAIN)
 _SOCK_TIMEOUT = getattr(socket, "timeout", ())  # CPython's timeout class; none on MicroPython
 
@@ -90,13 +94,19 @@ class Response:
         if mode == _DONE:
             return 0
         client = self._client
+        want = len(buf)
         try:
-            if mode == _CHUNKED and self._left == 0 and not client._chunk(self):
-                return 0
-            want = len(buf)
+            if mode == _CHUNKED and self._left == 0:
+                from fota.http_chunked import next_chunk
+
+                if not next_chunk(client, self):
+                    return 0
             if mode != _EOF and self._left < want:
                 want = self._left
-            n = client._read(buf, want)
+            if client._pos < client._end:  # bytes that came with the head: one copy
+                n = client._take(buf, want)
+            else:
+                n = client._recv(buf, want)
         except Exception as exc:
             raise client._fail(exc, "body from") from None
         if n == 0:
@@ -114,30 +124,47 @@ class Response:
                 client._finish(self)
         return n
 
+    # -- the download engine's fast path (fota.download): no Python call per chunk
+
+    def direct(self):
+        """The socket's own readinto(buf) -> n, when the rest of a Content-Length body can be
+        read with it (no bytes left over from the head, a MicroPython socket, whose blocking
+        readinto fills buf unless the connection ends); else None, and readinto() is the way.
+
+        The caller never asks for more than the body bytes left, reports what it read with
+        taken(n) before any other call on this response, and hands an OSError it raises to
+        failed(). Allocates a bound method: call once per response, not per chunk.
+        """
+        client = self._client
+        if self._mode != _LENGTH or client._pos < client._end or client._poll is None:
+            return None
+        return client._sock.readinto
+
+    def taken(self, n):
+        """Account for n body bytes read through direct(); keeps the connection at the end."""
+        if n > 0 and self._mode == _LENGTH:
+            self._got += n
+            self._left -= n
+            if self._left <= 0:
+                self._client._finish(self)
+
+    def failed(self, exc):
+        """The fota error for exc, raised by direct()'s reader; closes the connection."""
+        return self._client._fail(exc, "body from")
+
+    # -- small bodies (fota.http_body, imported on first use)
+
     def body(self, limit=4096):
         """The whole body as bytes; ProtocolError if it is longer than limit."""
-        if self.length is not None and self.length > limit:
-            self.close()
-            raise ProtocolError("response body of %d bytes is over %d" % (self.length, limit))
-        out = bytearray()
-        scratch = bytearray(256)
-        while True:
-            n = self.readinto(scratch)
-            if n == 0:
-                return bytes(out)
-            if len(out) + n > limit:
-                self.close()
-                raise ProtocolError("response body is over %d bytes" % limit)
-            out.extend(scratch if n == len(scratch) else scratch[:n])
+        from fota.http_body import body
+
+        return body(self, limit)
 
     def json(self, limit=4096):
-        import json
+        """The body parsed as JSON; ProtocolError if it is not JSON or longer than limit."""
+        from fota.http_body import json
 
-        data = self.body(limit)
-        try:
-            return json.loads(data)
-        except ValueError:
-            raise ProtocolError("the response is not valid JSON") from None
+        return json(self, limit)
 
     def close(self):
         """Abandon the rest of the body (the connection closes unless the body was read)."""
@@ -171,7 +198,7 @@ class Client:
         self.max_redirects = max_redirects
         self.connects = 0
         self.requests = 0
-        self._ctx = None
+        self._ctx = None  # the TLS context, made on the first https connection (http_tls)
         self._buf = bytearray(_BUF)
         self._mv = memoryview(self._buf)
         self._wait_ms = 0
@@ -228,27 +255,14 @@ class Client:
         try:
             while True:
                 resp = self._exchange(method, url, headers, body, ctype, keep, first, last, bare)
-                if resp.status not in (301, 302, 303, 307, 308) or resp.location is None:
+                if resp.status not in _REDIRECTS or resp.location is None:
                     return resp
                 if hops == self.max_redirects:
                     break
                 hops += 1
-                location = resp.location
-                try:
-                    resp.body(_DRAIN)  # keeps the connection for a same-host redirect
-                except ProtocolError:
-                    pass
-                new = _url.resolve(url, location)
-                try:
-                    _url.split(new)
-                except ConfigError as exc:
-                    raise ProtocolError("bad redirect Location: " + exc.message) from None
-                if resp.status == 303 and method != "HEAD":
-                    method, body, ctype = "GET", None, False
-                if headers and _url.split(url)[:3] != _url.split(new)[:3]:
-                    # never hand credentials to another host
-                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-                url = new
+                from fota.http_redirect import follow
+
+                method, url, headers, body, ctype = follow(resp, method, url, headers, body, ctype)
         except MemoryError:
             self._close()
             raise NoMemoryError("out of memory in an HTTP request") from None
@@ -326,18 +340,9 @@ class Client:
         self.connects += 1
         sock = raw
         if tls:
-            try:
-                sock = self._context().wrap_socket(raw, server_hostname=host)
-            except (ValueError, OSError) as exc:
-                raw.close()
-                # MicroPython raises ValueError (older ports OSError(-0x2700), mbedTLS's
-                # X509_CERT_VERIFY_FAILED), CPython SSLCertVerificationError, a ValueError too
-                if isinstance(exc, ValueError) or exc.args[:1] == (-0x2700,):
-                    reason = str(exc).strip()
-                    raise DownloadError(
-                        "TLS verification of %s failed: %s" % (host, reason)
-                    ) from None
-                raise self._fail(exc, "TLS handshake with %s:%d" % (host, port)) from None
+            from fota.http_tls import wrap
+
+            sock = wrap(self, raw, host, port)
         self._sock = sock
         self._raw = raw
         if hasattr(sock, "recv_into") and hasattr(sock, "settimeout"):  # CPython
@@ -350,20 +355,6 @@ class Client:
         self._wait_ms = int(self.read_timeout * 1000)
         self._origin = (tls, host, port)
         self._pos = self._end = 0
-
-    def _context(self):
-        ctx = self._ctx
-        if ctx is None:
-            import ssl
-
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            try:
-                ctx.load_verify_locations(cadata=self.ca)
-            except (ValueError, OSError) as exc:
-                raise ConfigError("the CA is not a usable DER certificate: %s" % exc) from None
-            self._ctx = ctx
-        return ctx
 
     def _close(self):
         sock = self._sock
@@ -417,12 +408,10 @@ class Client:
             else:
                 raise OSError(errno.ETIMEDOUT)
 
-    def _read(self, buf, n):
-        # body bytes: those that came with the head first (one copy), then straight from the socket
+    def _take(self, buf, n):
+        # up to n of the body bytes that came with the head (one copy)
         pos = self._pos
         k = self._end - pos
-        if k <= 0:
-            return self._recv(buf, n)
         if k > n:
             k = n
         buf[0:k] = self._mv[pos : pos + k]
@@ -610,7 +599,9 @@ class Client:
                 raise ProtocolError("unsupported Transfer-Encoding")
             return True
         elif n == 10 and _ieq(buf, start, b"connection"):
-            if _has(buf, vs, ve, b"close"):
+            if ve - vs == 10 and _ieq(buf, vs, b"keep-alive"):  # the usual answer, quickly
+                resp._close = False
+            elif _has(buf, vs, ve, b"close"):
                 resp._close = True
             elif _has(buf, vs, ve, b"keep-alive"):
                 resp._close = False
@@ -623,34 +614,6 @@ class Client:
                 if n == len(raw) and _ieq(buf, start, raw):
                     resp._extra[key] = _text(self._mv, vs, ve)
         return False
-
-    def _chunk(self, resp):
-        # the lines before the next chunk; -> True (resp._left = its size) or False at the end
-        buf = self._buf
-        if resp._chunks:
-            start = self._line()
-            if start != self._le:
-                raise ProtocolError("no CRLF after a chunk")
-        resp._chunks += 1
-        start = self._line()
-        end = self._le
-        i = buf.find(b";", start, end)
-        if i >= 0:
-            end = i
-        while end > start and buf[end - 1] in (32, 9):
-            end -= 1
-        size = _num(buf, start, end, 16)
-        if size < 0:
-            raise ProtocolError("bad chunk size")
-        if size:
-            resp._left = size
-            return True
-        for _ in range(_MAX_HEADERS + 1):  # trailer fields, ignored
-            start = self._line()
-            if start == self._le:
-                self._finish(resp)
-                return False
-        raise ProtocolError("more than %d trailer lines" % _MAX_HEADERS)
 
 
 # -- in-place parsing helpers (no allocation)

@@ -1,4 +1,5 @@
-# URL handling for fota.http: split absolute http(s) URLs, resolve redirect Locations.
+# URL handling for fota.http: split absolute http(s) URLs (fota.http_redirect resolves a redirect's
+# Location, on the first redirect only).
 #
 # Runs once per new URL (the client caches the split of the last one), so it may allocate a few
 # small strings. Raises ConfigError for a URL the client cannot use; the client turns that into
@@ -61,24 +62,3 @@ def split(url):
     if not host:
         raise ConfigError("no host in URL: %r" % url)
     return tls, host, port, target
-
-
-def resolve(base, location):
-    """The absolute URL that a Location header means relative to base (an absolute URL)."""
-    if location.find("://") > 0:
-        return location
-    start = base.find("://") + 3
-    if location.startswith("//"):
-        return base[: start - 2] + location
-    end = _authority_end(base, start)
-    origin = base[:end]
-    if location.startswith("/"):
-        return origin + location
-    path = base[end:]
-    if location.startswith("?"):
-        return origin + path.split("?")[0].split("#")[0] + location
-    for sep in "?#":
-        i = path.find(sep)
-        if i >= 0:
-            path = path[:i]
-    return origin + path[: path.rfind("/") + 1] + (location if path else "/" + location)

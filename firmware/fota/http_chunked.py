@@ -1,0 +1,43 @@
+# Chunked response bodies for fota.http, imported on the first chunked answer (style.md rule 7):
+# downloads come with Content-Length; some cloud APIs answer chunked.
+#
+# next_chunk() reads, in place in the client's head buffer, the CRLF that ends a chunk, the next
+# chunk-size line (extensions ignored) and, after the last chunk, the trailer fields (ignored,
+# bounded like header lines). Raises ProtocolError for a malformed line, DownloadError when the
+# connection ends; the caller (Response.readinto) translates anything else.
+
+from micropython import const
+
+from fota.errors import ProtocolError
+from fota.http import _num
+
+_MAX_TRAILERS = const(32)
+
+
+def next_chunk(client, resp):
+    """The lines before resp's next chunk: True (resp._left = its size) or False at the end."""
+    buf = client._buf
+    if resp._chunks:
+        start = client._line()
+        if start != client._le:
+            raise ProtocolError("no CRLF after a chunk")
+    resp._chunks += 1
+    start = client._line()
+    end = client._le
+    i = buf.find(b";", start, end)
+    if i >= 0:
+        end = i
+    while end > start and buf[end - 1] in (32, 9):
+        end -= 1
+    size = _num(buf, start, end, 16)
+    if size < 0:
+        raise ProtocolError("bad chunk size")
+    if size:
+        resp._left = size
+        return True
+    for _ in range(_MAX_TRAILERS + 1):  # trailer fields, ignored
+        start = client._line()
+        if start == client._le:
+            client._finish(resp)
+            return False
+    raise ProtocolError("more than %d trailer lines" % _MAX_TRAILERS)

@@ -1,0 +1,53 @@
+# Redirects for fota.http, imported on the first 3xx with a Location (style.md rule 7).
+#
+# follow() reads a short redirect body to keep the connection, resolves the Location against the
+# URL asked for (resolve()), turns a 303 into a GET, and drops Authorization when the next request
+# goes to another origin (credentials never follow a redirect to another host). Allocates a few
+# strings.
+
+from micropython import const
+
+from fota import url as _url
+from fota.errors import ConfigError, ProtocolError
+
+_DRAIN = const(1024)  # redirect bodies up to this size are read to keep the connection
+
+
+def resolve(base, location):
+    """The absolute URL that a Location header means relative to base (an absolute URL)."""
+    if location.find("://") > 0:
+        return location
+    start = base.find("://") + 3
+    if location.startswith("//"):
+        return base[: start - 2] + location
+    end = _url._authority_end(base, start)
+    origin = base[:end]
+    if location.startswith("/"):
+        return origin + location
+    path = base[end:]
+    if location.startswith("?"):
+        return origin + path.split("?")[0].split("#")[0] + location
+    for sep in "?#":
+        i = path.find(sep)
+        if i >= 0:
+            path = path[:i]
+    return origin + path[: path.rfind("/") + 1] + (location if path else "/" + location)
+
+
+def follow(resp, method, url, headers, body, ctype):
+    """-> (method, url, headers, body, ctype) of the request the redirect `resp` asks for."""
+    location = resp.location
+    try:
+        resp.body(_DRAIN)  # keeps the connection for a same-host redirect
+    except ProtocolError:
+        pass
+    new = resolve(url, location)
+    try:
+        _url.split(new)
+    except ConfigError as exc:
+        raise ProtocolError("bad redirect Location: " + exc.message) from None
+    if resp.status == 303 and method != "HEAD":
+        method, body, ctype = "GET", None, False
+    if headers and _url.split(url)[:3] != _url.split(new)[:3]:
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    return method, new, headers, body, ctype
