@@ -53,7 +53,8 @@ class Downloader:
 
     client: fota.http client (get_range); slot: an Esp32Slot-like sink; journal: fota.journal;
     clock: anything with ticks_ms/ticks_diff/sleep_ms (the `time` module on a device);
-    on_event(kind, info): called between pumps with "resume", "progress", "retry", "verified".
+    on_event(kind, info): called with "resume", "progress", "retry", "verified", never while a
+    response body is half read (so the listener may use the same client).
     image_sha=False leaves the image's appended SHA-256 to set_boot() (ESP-IDF verifies it there
     too), saving a SHA-256 pass over the image; the offer's digests are always checked.
     """
@@ -277,12 +278,19 @@ class Downloader:
             resp.close()
             raise
         resp.close()
+        self._progress()
 
     def _between_pumps(self):
-        """Journal and progress: what the steady state must not do itself."""
+        """The journal: what the steady state must not do itself."""
         if self._written >= self._next_commit:
             self._journal.save(self._key, self._offer.size, self._written)
             self._next_commit = self._written + self._commit_every
+
+    # Progress goes out only between responses, never in the middle of a body: the listener
+    # usually reports it to the cloud over the same HTTP client (and its one connection). So a
+    # step is announced at the end of the request (window) in which it was reached.
+
+    def _progress(self):
         if self._step and self._on_event:
             pct = (self._written + self._pos) * 100 // self._offer.size
             if pct >= self._next_pct and pct < 100:
