@@ -20,7 +20,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 VBOARD = ROOT / "tools" / "vboard.py"
 TIMEOUT_S = 90
-HEAP = "256k"  # the agent's need on this 64-bit port today, see README "Memory"
 
 CLOUDS = {
     "onenet": ("FOTA_TEST_ONENET", "onenet"),
@@ -80,8 +79,7 @@ class Board:
 
     def boot(self, *extra):
         proc = subprocess.run(
-            [sys.executable, str(VBOARD), "boot", str(self.dir), "--heap", HEAP,
-             "--timeout", "60", *extra],
+            [sys.executable, str(VBOARD), "boot", str(self.dir), "--timeout", "60", *extra],
             capture_output=True, text=True, timeout=TIMEOUT_S,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
