@@ -32,6 +32,27 @@ ONENET_DEVICE_KEY = "iLItnGVvZyXkvDxWDTDnG1x4qENBpu6/gbQ7LDx+XAo="
 # the fuse API with the device's own key (res products/{pid}/devices/{name}, the default)
 ONENET_FUSE = {"product_id": "123123", "device_name": "mydev", "key": ONENET_DEVICE_KEY}
 SAGOO = {"device_key": "dev001", "ak": "iotak", "sk": "iotsk20200907", "app_id": "fota"}
+MXCHIP = {
+    "product_id": "test",
+    "device_id": "mxdev001",
+    "token": "d79be1d657d9a8b45f6f903620e84b06cbf225e0",
+    "mcu_version": "1.0.0",
+}
+ALIYUN = {
+    "product_key": "ZG1EvTEa7NN",
+    "device_name": "NlwaSPXsCpTQuh8FxBGH",
+    "device_secret": "secret",
+}
+
+
+def data_file(data):
+    """Any bytes (e.g. an attached MCU's image) written into the served folder -> the path."""
+    _counter[0] += 1
+    name = "e2e-data-%s-%s-%d.bin" % (sys.implementation.name, os.urandom(4).hex(), _counter[0])
+    path = os.getenv("FOTA_TEST_FILES") + "/" + name
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
 
 
 def image_file(version, size):
@@ -47,9 +68,22 @@ def image_file(version, size):
 
 
 class Rig:
-    """cloud_cls(client, server, cfg, clock, on_event); base: the emulator's URL."""
+    """cloud_cls(client, server, cfg, clock, on_event); base: the emulator's URL.
 
-    def __init__(self, env, cloud_cls, cfg, size=120000, version="2.0.0", image=True, **reset):
+    cloud_files: {keyword: file name}: files the cloud client keeps (a token cache, the MCU's
+    version), passed to cloud_cls as keyword=<the board's folder>/<file name>."""
+
+    def __init__(
+        self,
+        env,
+        cloud_cls,
+        cfg,
+        size=120000,
+        version="2.0.0",
+        image=True,
+        cloud_files=None,
+        **reset,
+    ):
         self.base = os.getenv(env)
         self.tmp, self.flash = new_board(version="1.0.0")
         self.image_path, self.image = image_file(version, size)
@@ -59,6 +93,7 @@ class Rig:
             emuctl.reset(self.base, image=None, **reset)
         self.cloud_cls = cloud_cls
         self.cfg = cfg
+        self.cloud_kw = {k: self.tmp + "/" + v for k, v in (cloud_files or {}).items()}
         self.events = []
         self.store = Store(self.tmp + "/fota.state")
         self.options = {"window": 32768, "progress_step": 25, "backoff_ms": 10}
@@ -66,7 +101,9 @@ class Rig:
 
     def new_client(self):
         self.client = Client(allow_http=True, read_timeout=2.0)
-        self.cloud = self.cloud_cls(self.client, self.base, self.cfg, time, self._event)
+        self.cloud = self.cloud_cls(
+            self.client, self.base, self.cfg, time, self._event, **self.cloud_kw
+        )
 
     def _event(self, kind, info):
         self.events.append((kind, info))
@@ -95,6 +132,34 @@ class Rig:
             **opts,
         )
         return Updater(self.cloud, dl, self.store, self._update_event)
+
+    def mcu_updater(self, capacity=262144, **options):
+        """An Updater whose downloader is made per offer, as fota.app makes it: offers that
+        need no reboot (an attached MCU's image) go to a FileSlot at <board>/mcu.bin, handed
+        to the hook of fota.fileslot.set_hook; the others to the ESP32 slot."""
+        from fota.fileslot import FileSlot
+
+        self._job = None
+        opts = dict(self.options)
+        opts.update(options)
+        self.mcu_path = self.tmp + "/mcu.bin"
+
+        def downloader(offer):
+            if offer.reboot:
+                slot = Esp32Slot("esp32")
+            else:
+                slot = FileSlot(self.mcu_path, capacity, offer.version)
+            return Downloader(
+                self.client,
+                slot,
+                Journal(self.tmp + "/fota.journal"),
+                FakeClock(),
+                bare_range=getattr(self.cloud, "bare_range", False),
+                on_event=self._engine_event,
+                **opts,
+            )
+
+        return Updater(self.cloud, downloader, self.store, self._update_event)
 
     def reboot(self):
         """The emulated bootloader, then the shim attached to what it booted -> (label, rolled

@@ -31,11 +31,13 @@ FOTA_TEST_HTTPS      https://localhost:PORT  the same fault-injecting server ove
 FOTA_TEST_ONENET     http://127.0.0.1:PORT   the OneNET legacy OTA emulator (tools/emu)
 FOTA_TEST_ONENET_FUSE  http://127.0.0.1:PORT  the OneNET fuse OTA emulator
 FOTA_TEST_SAGOO      http://127.0.0.1:PORT   the Sagoo OTA emulator
+FOTA_TEST_MXCHIP     http://127.0.0.1:PORT   the MXCHIP FOG emulator (device and management API)
+FOTA_TEST_ALIYUN     http://127.0.0.1:PORT   the Aliyun IoT HTTP-channel emulator (/auth, /topic)
 FOTA_TEST_ONENET_TLS https://localhost:PORT  a second OneNET legacy emulator, over TLS (the same
                      certificate as nginx's, signed by ca.der)
 
-Cloud emulators (FOTA_TEST_ONENET, _ONENET_FUSE, _SAGOO, _ONENET_TLS)
----------------------------------------------------------------------
+Cloud emulators (FOTA_TEST_ONENET, _ONENET_FUSE, _SAGOO, _MXCHIP, _ALIYUN, _ONENET_TLS)
+-------------------------------------------------------------------------------------
 In-process instances of tools/emulator.py with its default credentials, started with no
 update. They are shared by the whole run: a test starts with `emuctl.reset(base, image=PATH,
 version=...)` (host_tests/emuctl.py, both runtimes), which clears the previous test's task,
@@ -111,12 +113,16 @@ ENV_NAMES = (
     "FOTA_TEST_ONENET_FUSE",
     "FOTA_TEST_SAGOO",
     "FOTA_TEST_ONENET_TLS",
+    "FOTA_TEST_MXCHIP",
+    "FOTA_TEST_ALIYUN",
 )
 EMULATORS = (
     ("FOTA_TEST_ONENET", "onenet", False),
     ("FOTA_TEST_ONENET_FUSE", "onenet-fuse", False),
     ("FOTA_TEST_SAGOO", "sagoo", False),
     ("FOTA_TEST_ONENET_TLS", "onenet", True),
+    ("FOTA_TEST_MXCHIP", "mxchip", False),
+    ("FOTA_TEST_ALIYUN", "aliyun", False),
 )
 APT_HINT = "nginx is required for the network tests: run `apt-get install -y nginx`"
 

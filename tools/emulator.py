@@ -2,6 +2,7 @@
 
 usage: python tools/emulator.py CLOUD --image FILE --version VER [--host 127.0.0.1] [--port 0]
                                 [--tls-cert PEM --tls-key PEM] [--url-host NAME] [CREDENTIALS]
+                                [TASK OPTIONS]
 
 CLOUD is one of
   onenet        OneNET legacy OTA (ota.heclouds.com): /ota/device/version, /ota/south/check,
@@ -11,6 +12,15 @@ CLOUD is one of
                 /{tid}/check, /{tid}/download, /{tid}/status
   sagoo         Sagoo IoT: [/base-api]/openapi/v1/ota/get_ota_info and write_ota_info; the
                 image itself at /sagoo-files/{strategy}/{name}
+  mxchip        MXCHIP FOG (seed 002): device GET /api/v1/ota/device/ and PUT /api/v1/ota/version/;
+                management GET /oss_token/ota/, POST/GET /api/v1/ota/{product_id}/files/,
+                GET/PUT/DELETE /api/v1/ota/{product_id}/files/{id}; files at /files/{key}
+                (POST /files/: the upload the oss token signs). FILE is the wifi file
+                (ota_type 1); --mcu-image/--mcu-version publish an mcu file (ota_type 0)
+  aliyun        Aliyun IoT HTTP channel (seed 003): POST /auth, POST /topic/{topic} with the OTA
+                topics /ota/device/inform|progress/{pk}/{dn} and
+                /sys/{pk}/{dn}/thing/ota/firmware/get; the job's file at /ota-files/{job}/{name}
+                (a signed URL that expires)
 FILE is served as the pending update with version VER. When it listens, the emulator prints
 one JSON line on stdout, {"cloud", "url", "control", ...the credentials it accepts}, then
 serves until SIGINT or SIGTERM. Errors: `emulator: message` on stderr, exit status 1.
@@ -26,6 +36,12 @@ Default credentials (so that `make demo` needs no options)
                        (onenet) or 2018-10-31 / 2022-05-01 (onenet-fuse)
   sagoo                --ak iotak  --sk iotsk20200907  --app-id fota  --device-key dev001
                        module "default", batch (strategy) 1, signMethod "MD5"
+  mxchip               --token d79be1d657d9a8b45f6f903620e84b06cbf225e0 (the seed's sample;
+                       one token for the device and the management API)
+                       --product-id test  --device-id mxdev001; published files are online
+  aliyun               --product-key ZG1EvTEa7NN  --device-name NlwaSPXsCpTQuh8FxBGH (the
+                       seed's sample)  --device-secret secret (protocols.md 4.1's vectors);
+                       tokens live 48 h; module "default", signMethod "Md5"
 In Python (tools/ on sys.path): `emu.start(cloud, image=, version=, tls=(cert, key),
 **credentials_or_options) -> Server` with .url, .control, .info() and .stop().
 
@@ -38,7 +54,21 @@ Control API (JSON, no auth, never recorded; errors are 400 {"error": message})
                           last_result, steps: [[code, errno]...]} | null,
                           "device": {f_version?, s_version?};
                           sagoo: "batch": {state, strategy, module, target, sign_method,
-                          sign, size, last_step, steps} | null, "reported": {module: version}}
+                          sign, size, last_step, steps} | null, "reported": {module: version};
+                          mxchip: "mcu_image": {...} | null, "files": [file records as
+                          stored, deleted ones too; this server's file_url as "/files/..."],
+                          "jobs": {file id: {state
+                          published|offered|downloading|succeeded, downloads}}, "device":
+                          {device_id, wifi_version, mcu_version}, "checks": [[wifi, mcu]...],
+                          "reports": [version PUT bodies], "uploads": [keys under /files/];
+                          aliyun: "job": {id, state, module, target, sign_method, sign,
+                          size, last_step, steps: [[step, desc]...], downloads} | null,
+                          "device": {module: version}, "tokens": [{token, client_id, issued,
+                          expires, expired}], "ignored": [[endpoint, why]...] (OTA messages
+                          the OTA service could not use), "push": the job as the MQTT push
+                          /ota/device/upgrade would carry it ({"code": "1000", "data", "id",
+                          "message"}; its url on the host of the last /auth or publish;
+                          null before one, or when the job is not pending or upgrading)}
   GET  /_emu/log[?since=N]  [{"method", "path", "query": {}, "headers": {lowercase: value},
                           "json": body | null, "body_len", "status", "answer": JSON | null,
                           "range": header | null, "endpoint", "fault": kind | null}, ...]
@@ -55,6 +85,18 @@ Control API (JSON, no auth, never recorded; errors are 400 {"error": message})
                            sagoo: module, strategy, sign_method, wrapped_only,
                              flat_body_only, max_skew_s (null: no window),
                              omit_default_module, size (add data.size), state
+                           mxchip: mcu_image (a path or null), mcu_version, file_status (0
+                             test, 1 online (default), 2 invalid), customize, and
+                             device_wifi_version, device_mcu_version (the device's versions
+                             as the platform knows them), oss_lifetime_s (300). The image is
+                             published as file 1 (wifi), the mcu_image as file 2
+                             (/files/ota/wifi|mcu/{name}); uploads and API files are cleared
+                           aliyun: module ("default"), sign_method (Md5|SHA256),
+                             ext_data ({}), state (pending), device_version,
+                             token_lifetime_s (172800), max_skew_s (900), sign_methods
+                             (["hmacmd5", "hmacsha1"]; hmacsha256 may be added),
+                             url_lifetime_s (86400), rate_limit (null: none; else /auth and
+                             publishes per 60 s), data_as_text (false: info.data an object)
   POST /_emu/fault       {"kind", "on", "after": K, "status": 503, "times": 1, "code": 1}
                          -> {"faults": [queued]}. The next `times` requests to endpoint `on`
                          ("*" = any; default "check" for wrong_digest and code, else
@@ -68,10 +110,16 @@ Control API (JSON, no auth, never recorded; errors are 400 {"error": message})
                          Ota-Errno `code`). Endpoints: onenet version, check, token_check,
                          download, progress, report, tasking; onenet-fuse version, check,
                          task_check, download, progress (= status); sagoo check (=
-                         get_ota_info), progress (= write_ota_info), download.
+                         get_ota_info), progress (= write_ota_info), download; mxchip check,
+                         version, download, manage (oss token and files API), upload; aliyun
+                         auth, inform, progress, check (= firmware/get), publish (any other
+                         topic), download. mxchip and aliyun have no error_body; aliyun's
+                         rate limit is {"kind": "code", "code": 40000} (its documented
+                         message, "request too many", as for every documented code).
   POST /_emu/clock       {"offset_s": N} -> {"offset_s", "now"}: shifts the emulator's clock
-  POST /_emu/task        {"state": name} -> the state: sets the task's (batch's) state, e.g.
-                         "cancelled" or "paused" in the middle of a download
+  POST /_emu/task        {"state": name} -> the state: sets the task's (batch's, job's) state,
+                         e.g. "cancelled" or "paused" in the middle of a download (mxchip has
+                         no task: publish, PUT or delete files instead)
 
 Choices where the sources leave things open (details in each module's header)
   onenet       answers are HTTP 200 whatever the errno; auth failure or another dev_id: errno
@@ -88,6 +136,31 @@ Choices where the sources leave things open (details in each module's header)
                unknown deviceKey 65, a report to a finished batch 300, all HTTP 200; no update
                is {"code":0,"message":"","data":null}; the batch completes when get_ota_info
                reports the target version; step must be a string "1".."100" or "-1".."-4".
+  mxchip       no or a malformed Authorization header: HTTP 401, meta code 27054; a wrong
+               token: HTTP 401, meta code 1201 (FOG v2's codes); parameter errors HTTP 400 with
+               meta code 10000 (also unknown product, device or file id for GET/PUT); DELETE
+               10500 unknown id, 10501 not in status 0 (test); the seed's `/api/v1/ota/devce/`
+               (sic) is served too; version unique per product and ota_type; API-created files
+               start in status 0 (test), PUT also takes status and customize; test and online
+               files are both offered (the check has no MAC: mac_range is stored only); DELETE
+               is soft (is_delete); the newest live, non-invalid file per ota_type is offered
+               when its version differs from the device's; a version PUT marks files whose
+               version it reports "succeeded" (the seed has no failure report); a file_url
+               starting with "/" is this server's; the oss token signs an OSS PostObject form
+               to /files/ whose answer, with the callback field, is the callback's JSON
+               {file_url, md5, size}.
+  aliyun       always HTTP 200; an OTA message the OTA service cannot use (bad JSON, a step
+               outside "1".."100"/"-1".."-4", no job, another module) is still a successful
+               publish, listed in "ignored"; an old timestamp and a wrong productKey,
+               deviceName or sign are 20000, a malformed parameter 10001; /auth cut short by
+               its Content-Length is no JSON (10001), bytes past it are no HTTP request
+               (aiohttp answers 400, unrecorded), a longer Content-Length is waited for;
+               every /auth issues a new token, earlier ones stay valid until their end, reset
+               forgets them; the job goes pending -> upgrading at the first progress, failed
+               at "-1".."-4", succeeded ONLY at an inform of the target version ("100" alone
+               is not success); info.data is an object ({} when there is nothing to do);
+               the file URL is signed and expires url_lifetime_s after the firmware get (403
+               with an OSS error document); a topic must name this device (else 30001).
 """
 
 import argparse

@@ -16,11 +16,13 @@ from .server import Server
 
 __all__ = ["CLOUDS", "ControlError", "EmuError", "Server", "emulator_class", "start"]
 
-# cloud name -> (module, class); aliyun and mxchip come as further modules
+# cloud name -> (module, class)
 CLOUDS = {
     "onenet": ("onenet", "OneNet"),
     "onenet-fuse": ("onenet_fuse", "OneNetFuse"),
     "sagoo": ("sagoo", "Sagoo"),
+    "mxchip": ("mxchip", "Mxchip"),
+    "aliyun": ("aliyun", "Aliyun"),
 }
 
 

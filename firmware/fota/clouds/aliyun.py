@@ -137,7 +137,10 @@ class Aliyun:
         if not isinstance(token, str) or not token:
             raise errors.ProtocolError("aliyun: auth answer without a token")
         self._token = token
-        self._save_token(token)
+        try:
+            self._save_token(token)
+        except OSError:
+            pass  # the cache only saves an /auth at the next boot
         return token
 
     def token(self):

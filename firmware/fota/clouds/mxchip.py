@@ -8,9 +8,13 @@
 # ota_type 1 ("wifi") is this board's own firmware: it goes to the firmware slot and reboots.
 # ota_type 0 ("mcu") is for a microcontroller attached to the board: it goes to a file and the
 # application's hook (fota.fileslot), no reboot. When both come at once the MCU file goes first
-# (no reboot in between); the firmware follows at the next check. The files carry no size: a
-# one-byte Range probe gives it before anything is written. The seed has no failure report: a
-# failure is an event on the device, and the version is simply not reported.
+# (no reboot in between); the firmware follows at the next check. After the MCU file failed, the
+# firmware goes first instead, so a refused MCU image cannot hold the firmware back forever. The
+# files carry no size: a one-byte Range probe gives it before anything is written. The seed has
+# no failure report: a failure is an event on the device, and the version is simply not reported.
+#
+# The state file keeps {"version": the MCU's version once an update changed it, "failed": the key
+# of the MCU file that failed last}.
 
 from fota import errors
 from fota.clouds.base import call, query
@@ -19,6 +23,10 @@ from fota.offer import Offer
 _OK = 0
 _WIFI = 1
 _MCU = 0
+
+
+def _key(entry):
+    return "mxchip|%s|%s" % (entry.get("file_url"), entry.get("md5"))
 
 
 class Mxchip:
@@ -34,21 +42,29 @@ class Mxchip:
         self.default_mcu = cfg.get("mcu_version", "0")
         self.on_event = on_event
 
-    def mcu_version(self):
+    def _load(self):
         import json
 
         try:
             with open(self.state) as f:
-                return json.load(f)["version"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return self.default_mcu
+                data = json.load(f)
+            if isinstance(data, dict):
+                return data
+        except (OSError, ValueError):
+            pass
+        return {}
 
-    def _save_mcu(self, version):
+    def mcu_version(self):
+        return self._load().get("version") or self.default_mcu
+
+    def _save(self, **changes):
         import json
         import os
 
+        data = self._load()
+        data.update(changes)
         with open(self.state + ".tmp", "w") as f:
-            json.dump({"version": version}, f)
+            json.dump(data, f)
         os.rename(self.state + ".tmp", self.state)
 
     def _meta(self, obj, what):
@@ -91,28 +107,33 @@ class Mxchip:
         files = data.get("files")
         if not isinstance(files, list):
             raise errors.ProtocolError("mxchip: need_ota without a files list")
-        chosen = None
+        found = {}
         for f in files:
             if not isinstance(f, dict) or f.get("ota_type") not in (_MCU, _WIFI):
                 raise errors.ProtocolError("mxchip: file entry with an unknown ota_type")
-            if f["ota_type"] == _MCU:
-                chosen = f
-                break
-            chosen = chosen or f
+            if not isinstance(f.get("file_url"), str):
+                raise errors.ProtocolError("mxchip: file entry without file_url")
+            found.setdefault(f["ota_type"], f)
+        chosen = found.get(_MCU)
+        if chosen is None or (_WIFI in found and _key(chosen) == self._load().get("failed")):
+            chosen = found.get(_WIFI, chosen)
         if chosen is None:
             return None
-        url = chosen.get("file_url")
-        if not isinstance(url, str):
-            raise errors.ProtocolError("mxchip: file entry without file_url")
         mcu = chosen["ota_type"] == _MCU
+        key = _key(chosen)
         return Offer(
-            url,
+            chosen["file_url"],
             None,  # no size in the seed's answer: the update cycle probes the url
             md5=chosen.get("md5"),
             version=chosen.get("version"),
             module="mcu" if mcu else "wifi",
-            job={"ota_type": chosen["ota_type"], "version": chosen.get("version"), "wifi": version},
-            key="mxchip|%s|%s" % (url, chosen.get("md5")),
+            job={
+                "ota_type": chosen["ota_type"],
+                "version": chosen.get("version"),
+                "wifi": version,
+                "key": key,
+            },
+            key=key,
             reboot=not mcu,
         )
 
@@ -126,12 +147,17 @@ class Mxchip:
         pass
 
     def failed(self, job, error, stage):
+        if job.get("ota_type") == _MCU:
+            try:
+                self._save(failed=job.get("key"))  # the firmware goes first at the next check
+            except OSError:
+                pass  # best effort: without it the MCU file is simply offered first again
         if self.on_event:
             self.on_event("report_unsupported", {"cloud": "mxchip", "result": "failed"})
 
     def succeeded(self, job, version):
         if job.get("ota_type") == _MCU:
-            self._save_mcu(job.get("version") or version)
+            self._save(version=job.get("version") or version, failed=None)
             self._put_version(job["wifi"], self.mcu_version())
         else:
             self._put_version(version, self.mcu_version())
