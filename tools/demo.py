@@ -52,8 +52,12 @@ def _config(cloud, info):
     elif cloud == "sagoo":
         cfg["sagoo"] = {"device_key": info["device_key"], "ak": info["ak"], "sk": info["sk"],
                         "app_id": info["app_id"]}  # fmt: skip
-    else:
-        cfg[cloud] = info.get("config", {})
+    elif cloud == "aliyun":
+        cfg["aliyun"] = {"product_key": info["product_key"], "device_name": info["device_name"],
+                         "device_secret": info["device_secret"]}  # fmt: skip
+    elif cloud == "mxchip":
+        cfg["mxchip"] = {"product_id": info["product_id"], "device_id": info["device_id"],
+                         "token": info["token"]}  # fmt: skip
     return cfg
 
 
@@ -195,7 +199,9 @@ def _cloud_agrees(cloud, state):
         return (state.get("task") or {}).get("state") == "completed"
     if cloud == "sagoo":
         return (state.get("batch") or {}).get("state") == "completed"
-    return bool(state)
+    if cloud == "aliyun":
+        return (state.get("job") or {}).get("state") == "succeeded"
+    return (state.get("device") or {}).get("wifi_version") == NEW  # mxchip
 
 
 if __name__ == "__main__":

@@ -177,6 +177,11 @@ class App:
             self.settle()
         except errors.OTAError as exc:
             self.emit("error", {"stage": "settle", "reason": exc.reason, "error": exc.message})
+        if getattr(self.cloud, "inform_at_boot", False):  # Aliyun: the version at every boot
+            try:
+                self.cloud.report_version(self.version())
+            except errors.OTAError as exc:
+                self.emit("error", {"stage": "inform", "reason": exc.reason, "error": exc.message})
         failures = 0
         poll_s = self.cfg["poll_s"]
         while True:

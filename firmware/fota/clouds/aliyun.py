@@ -78,6 +78,7 @@ def offer_from_push(obj):
 
 class Aliyun:
     name = "aliyun"
+    inform_at_boot = True  # the app reports the running version at every boot
 
     def __init__(self, client, server, cfg, clock, on_event=None, cache="/fota.aliyun"):
         self.client = client
