@@ -207,5 +207,23 @@ class Rig:
             pass
 
 
+def onenet_story(log, code):
+    """A OneNET emulator's view, compacted: (endpoint, detail) per request; detail is the step
+    of a progress report, the Range of a download, the body of a version report, else the
+    answer's `code` field (errno for the legacy API, code for fuse)."""
+    out = []
+    for r in log:
+        ep = r["endpoint"]
+        if ep == "progress":
+            out.append((ep, r["json"]["step"]))
+        elif ep == "download":
+            out.append((ep, r["range"]))
+        elif ep == "version":
+            out.append((ep, r["json"]))
+        else:
+            out.append((ep, r["answer"][code] if r["answer"] else None))
+    return out
+
+
 def kinds(events):
     return [k for k, _ in events]

@@ -19,18 +19,7 @@ def _rig(cfg=None, **kw):
 
 
 def _story(log):
-    out = []
-    for r in log:
-        ep = r["endpoint"]
-        if ep == "progress":
-            out.append((ep, r["json"]["step"]))
-        elif ep == "download":
-            out.append((ep, r["range"]))
-        elif ep == "version":
-            out.append((ep, r["json"]))
-        else:
-            out.append((ep, r["answer"]["code"] if r["answer"] else None))
-    return out
+    return e2e.onenet_story(log, "code")
 
 
 def test_update_with_a_device_token_and_every_answer_checked():

@@ -20,19 +20,7 @@ def _rig(cfg=None, **kw):
 
 
 def _story(log):
-    """The cloud's view, compacted: (endpoint, detail) per request."""
-    out = []
-    for r in log:
-        ep = r["endpoint"]
-        if ep == "progress":
-            out.append((ep, r["json"]["step"]))
-        elif ep == "download":
-            out.append((ep, r["range"]))
-        elif ep == "version":
-            out.append((ep, r["json"]))
-        else:
-            out.append((ep, r["answer"]["errno"] if r["answer"] else None))
-    return out
+    return e2e.onenet_story(log, "errno")
 
 
 def test_update_reports_exactly_what_the_seed_describes():
