@@ -69,6 +69,7 @@ class Board:
         self.image = image
         cfg = {"cloud": cloud, "server": self.base, "allow_http": True, "poll_s": 3600,
                "progress_step": 20, "window": 32768, "journal_blocks": 4,
+               "wifi": {"ssid": "lab", "password": "secret-wifi", "timeout_s": 2},
                section: SECTIONS[cloud]}  # fmt: skip
         cfg_path = tmp_path / "ota.json"
         cfg_path.write_text(json.dumps(cfg))
@@ -83,10 +84,11 @@ class Board:
         body = {"image": str(self.image) if image else None, "version": "2.0.0"}
         return _control(self.base, "reset", body)
 
-    def boot(self, *extra):
+    def boot(self, *extra, env=None, seconds=60):
         proc = subprocess.run(
-            [sys.executable, str(VBOARD), "boot", str(self.dir), "--timeout", "60", *extra],
-            capture_output=True, text=True, timeout=TIMEOUT_S,
+            [sys.executable, str(VBOARD), "boot", str(self.dir), "--timeout", str(seconds),
+             *extra],
+            capture_output=True, text=True, timeout=TIMEOUT_S, env=env,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -210,3 +212,16 @@ def test_no_update_goes_idle(tmp_path, cloud):
     first = ["auth", "inform"] if cloud == "aliyun" else []  # token, then the boot's inform
     assert [r["endpoint"] for r in board.log()] == first + ["check"]
     assert _booted_version(board) == "1.0.0"
+
+
+def test_no_network_backs_off_without_touching_the_cloud_or_leaking_the_password(tmp_path):
+    board = Board(tmp_path, "onenet")
+    board.publish()
+    env = dict(os.environ, FOTA_WIFI="down")  # the network shim: the access point is gone
+    events = board.boot(env=env, seconds=6)
+    kinds = _kinds(events)
+    errors = [e for e in events if e["event"] == "error"]
+    assert errors and "network down" in errors[0]["error"], kinds
+    assert "backoff" in kinds and kinds[-1] == "timeout"
+    assert board.log() == []
+    assert "secret-wifi" not in json.dumps(events)

@@ -155,6 +155,8 @@ class App:
 
     def poll(self):
         """One check (and install). Resets the board after an activation."""
+        if not self.board.network_up(self.cfg.get("wifi"), self.clock):
+            raise errors.DownloadError("network down: cannot join the access point", retryable=True)
         result = self.updater().run(self.version())
         if result == "activated":
             self.emit("reset", {"reason": "activate"})
