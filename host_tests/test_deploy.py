@@ -43,6 +43,14 @@ def test_deploy_copies_agent_config_and_profile_through_mpremote(tmp_path):
         assert sel.select(TIMEOUT_S), "no repl event"
         first = json.loads(proc.stdout.readline())
         url = first["url"]
+        # connect once the firmware is up and idle: before that a Ctrl-C from mpremote would
+        # interrupt the board's own start-up (slow on a clean clone, compiling everything)
+        while True:
+            assert sel.select(TIMEOUT_S), "the board never went idle"
+            line = proc.stdout.readline()
+            assert line, "vboard ended before the board was idle"
+            if line.startswith("{") and json.loads(line).get("event") == "idle":
+                break
         mpremote = str(Path(sys.executable).with_name("mpremote"))
         # remove part of the agent and the config: deploy must bring them back
         wipe = "import os\nos.remove('/lib/fota/app.mpy')\nos.remove('/ota.json')"

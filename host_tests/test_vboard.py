@@ -480,6 +480,13 @@ def test_mpremote_works_against_the_board_through_the_repl_bridge(make_board, tm
         assert sel.select(TIMEOUT_S), "no repl event from vboard"
         first = json.loads(proc.stdout.readline())
         assert first["event"] == "repl" and first["url"] == "socket://127.0.0.1:%d" % first["port"]
+        # connect once the firmware is idle: an early Ctrl-C would interrupt its start-up
+        while True:
+            assert sel.select(TIMEOUT_S), "the board never went idle"
+            line = proc.stdout.readline()
+            assert line, "vboard ended before the board was idle"
+            if line.startswith("{") and json.loads(line).get("event") == "idle":
+                break
         mpremote = [str(Path(sys.executable).with_name("mpremote")), "connect", first["url"]]
         commands = [
             "exec",
