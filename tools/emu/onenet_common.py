@@ -204,6 +204,23 @@ class OneNetBase(Emulator):
             return str(exc)
         return None
 
+    # The version endpoints are the same in both APIs; answer() and _gate() are each API's own
+    # envelope and auth check.
+
+    async def version_post(self, x):
+        failed = self._gate(x)
+        if failed:
+            return await self.answer(x, *failed)
+        code = self.report_versions(x.json)
+        msg = {OK: "succ", BAD_PARAMS: "bad params", BAD_VERSION: "invalid version"}[code]
+        return await self.answer(x, code, msg)
+
+    async def version_get(self, x):
+        failed = self._gate(x)
+        if failed:
+            return await self.answer(x, *failed)
+        return await self.answer(x, OK, data=dict(self.device))
+
     def report_versions(self, body):
         """A version report {"f_version", "s_version"}: -> errno. Reporting the task's target
         marks the task completed (protocols.md 2.2 #1)."""

@@ -93,20 +93,6 @@ class OneNetFuse(OneNetBase):
 
     # -- endpoints
 
-    async def version_post(self, x):
-        failed = self._gate(x)
-        if failed:
-            return await self.answer(x, *failed)
-        code = self.report_versions(x.json)
-        msg = {OK: "succ", BAD_PARAMS: "bad params", BAD_VERSION: "invalid version"}[code]
-        return await self.answer(x, code, msg)
-
-    async def version_get(self, x):
-        failed = self._gate(x)
-        if failed:
-            return await self.answer(x, *failed)
-        return await self.answer(x, OK, data=dict(self.device))
-
     async def check(self, x):
         failed = self._gate(x)
         if failed:
