@@ -1,7 +1,7 @@
 # /ota.json validation: every error names the key; defaults fill the rest; secrets are redacted.
 
 from dual import raises, rmtree, tmpdir
-from fota import config
+from fota import config, events
 from fota.errors import ConfigError
 
 RUN_ON_MICROPYTHON = True
@@ -96,5 +96,5 @@ def test_load_reads_the_file_and_reports_bad_json():
 
 def test_redacted_hides_every_secret():
     cfg = config.validate(_with(wifi={"ssid": "lab", "password": "hunter2"}))
-    text = repr(config.redacted(cfg))
+    text = repr(events.redacted(cfg))  # what the agent prints goes through this
     assert "a2V5" not in text and "hunter2" not in text and "lab" in text

@@ -80,8 +80,6 @@ _SECTIONS = {
 }
 # a cloud's section name (both OneNET APIs use the "onenet" section)
 _SECTION_OF = {"onenet-fuse": "onenet"}
-# the secrets: never printed, logged or put in an event
-SECRETS = ("key", "sk", "device_secret", "token", "password")
 
 
 def _type_ok(value, kind):
@@ -178,10 +176,3 @@ def load(path="/ota.json"):
 def section(cfg):
     """The chosen cloud's section."""
     return cfg[_SECTION_OF.get(cfg["cloud"], cfg["cloud"])]
-
-
-def redacted(value):
-    """A copy safe to print: every secret replaced by "***"."""
-    if isinstance(value, dict):
-        return {k: ("***" if k in SECRETS else redacted(v)) for k, v in value.items()}
-    return value

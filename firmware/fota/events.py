@@ -1,8 +1,8 @@
 # The agent's events: one JSON object per line on the console, {"event": kind, ...}.
 #
 # On a board they appear on the serial console (and in `mpremote` sessions); the virtual board
-# reads them from stdout. Values are checked for secrets before printing: a key named like a
-# secret (fota.config.SECRETS) is printed as "***".
+# reads them from stdout. Values are checked for secrets before printing: a value under a key
+# named like a secret (_SECRETS: the config's keys, tokens, signatures) is printed as "***".
 
 import json
 
@@ -16,11 +16,12 @@ def subscribe(fn):
     return fn
 
 
-def _clean(value):
+def redacted(value):
+    """A copy safe to print: every value under a secret's key replaced by "***"."""
     if isinstance(value, dict):
-        return {k: ("***" if k in _SECRETS else _clean(v)) for k, v in value.items()}
+        return {k: ("***" if k in _SECRETS else redacted(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [redacted(v) for v in value]
     return value
 
 
@@ -29,6 +30,6 @@ def emit(kind, info=None):
     if info:
         for k, v in info.items():
             record[k] = v
-    print(json.dumps(_clean(record)))
+    print(json.dumps(redacted(record)))
     for fn in _listeners:
         fn(kind, info or {})
