@@ -7,8 +7,11 @@ itself is what is tested: bootloader states, resets, crashes, power cuts, heap, 
 
 import json
 import selectors
+import socket
+import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import espidf
@@ -546,3 +549,49 @@ def test_create_flashes_a_given_app_image_and_refuses_a_bad_one(tmp_path):
     proc = vboard("create", tmp_path / "c", "--image", bad, "--config", cfg)
     assert proc.returncode == 1 and "not esp32" in proc.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_the_repl_bridge_survives_clients_that_vanish_mid_output(make_board):
+    board = make_board(EMIT + 'import time\nemit("idle")\ntime.sleep(60)\n')
+    proc = subprocess.Popen(
+        [sys.executable, str(VBOARD), "boot", str(board), "--repl", "0", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(TIMEOUT_S), "no repl event from vboard"
+        first = json.loads(proc.stdout.readline())
+        while True:
+            assert sel.select(TIMEOUT_S), "the board never went idle"
+            line = proc.stdout.readline()
+            assert line, "vboard ended before the board was idle"
+            if line.startswith("{") and json.loads(line).get("event") == "idle":
+                break
+        # with no client connected the flood becomes events on vboard's stdout: keep reading it
+        drain = threading.Thread(target=proc.stdout.read, daemon=True)
+        drain.start()
+        # a client starts a flood of output and drops the connection (RST) while it runs,
+        # as a USB cable pulled out or a killed terminal would; several times over
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", first["port"]), timeout=TIMEOUT_S) as c:
+                c.sendall(b"\x03\x03\r\nfor i in range(200000): print('flood', i)\r\n")
+                c.settimeout(TIMEOUT_S)
+                seen = b""
+                while b"flood 1" not in seen:  # the loop runs: drop the client now
+                    data = c.recv(65536)
+                    assert data, "the bridge closed the connection"
+                    seen = seen[-16:] + data
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        mpremote = [str(Path(sys.executable).with_name("mpremote")), "connect", first["url"]]
+        done = subprocess.run(
+            mpremote + ["exec", "print(6 * 7)"], capture_output=True, text=True, timeout=TIMEOUT_S
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.splitlines()[-1] == "42"
+        assert proc.poll() is None, proc.stderr.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=TIMEOUT_S)

@@ -53,6 +53,7 @@ class ReplRun(vboard.BootRun):
             sel.register(self.client, selectors.EVENT_READ, "client")
         sel.register(proc.stdout, selectors.EVENT_READ, "out")
         sel.register(proc.stderr, selectors.EVENT_READ, "err")
+        self.sel = sel
         self.ready = False
         self.pending = b""  # console bytes not yet a whole line (no client connected)
         errors = []
@@ -67,7 +68,8 @@ class ReplRun(vboard.BootRun):
                     if key.data == "accept":
                         self._accept(listener, sel)
                     elif key.data == "client":
-                        self._from_client(sel, proc)
+                        if key.fileobj is self.client:  # not one dropped earlier in this batch
+                            self._from_client(proc)
                     else:
                         data = os.read(key.fileobj.fileno(), 65536)
                         if not data:
@@ -89,22 +91,29 @@ class ReplRun(vboard.BootRun):
 
     def _accept(self, listener, sel):
         conn, _ = listener.accept()
-        if self.client is not None:  # one client at a time, the newest wins
-            sel.unregister(self.client)
-            self.client.close()
+        self._drop_client()  # one client at a time, the newest wins
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = conn
         sel.register(conn, selectors.EVENT_READ, "client")
 
-    def _from_client(self, sel, proc):
+    def _drop_client(self):
+        """Forget the client: out of the selector before its socket closes (fds are reused)."""
+        if self.client is None:
+            return
+        try:
+            self.sel.unregister(self.client)
+        except (KeyError, ValueError):
+            pass  # a previous boot's selector, already closed
+        self.client.close()
+        self.client = None
+
+    def _from_client(self, proc):
         try:
             data = self.client.recv(65536)
         except OSError:
             data = b""
         if not data:
-            sel.unregister(self.client)
-            self.client.close()
-            self.client = None
+            self._drop_client()
             return
         if b"\x03" in data and proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -137,8 +146,7 @@ class ReplRun(vboard.BootRun):
                 self.client.sendall(data)
                 return
             except OSError:
-                self.client.close()
-                self.client = None
+                self._drop_client()
         self.pending += data
         while b"\n" in self.pending:
             line, self.pending = self.pending.split(b"\n", 1)
