@@ -512,8 +512,24 @@ class CountingPart:
         self.part.set_boot()
 
 
+def test_a_bad_appended_hash_is_refused_by_set_boot_by_default():
+    # The offer's MD5 matches, the image's own SHA-256 does not: ESP-IDF's set_boot() (the
+    # shim, as esp_ota_set_boot_partition) refuses it, and the running firmware stays.
+    rig = Rig(size=90000)
+    try:
+        image = bytearray(rig.image)
+        image[-1] ^= 0x01
+        rig.client.data = bytes(image)
+        rig.offer.md5 = _hex(hashlib.md5(bytes(image)))
+        exc = raises(errors.VerifyError, rig.run)
+        assert exc.reason == errors.VERIFY and "rejects the image in ota_1" in exc.message
+        assert rig.boot_label() == "ota_0"
+    finally:
+        rig.close()
+
+
 def test_image_hash_is_checked_without_reading_the_slot_back():
-    rig = Rig(size=200000, chunk=4096)
+    rig = Rig(size=200000, chunk=4096, image_sha=True)
     try:
         slot = Esp32Slot("esp32")
         slot.part = counting = CountingPart(slot.part)
@@ -534,7 +550,7 @@ def test_power_cut_resume_checks_the_image_hash_over_every_byte():
     # After a reboot the streamed image hash starts over from the slot's re-hash, like the
     # offer's digests: a byte that went bad in flash before the cut is caught by the image's
     # own SHA-256 even when the offer's digest is of exactly those bytes.
-    rig = Rig(size=90000, journal_blocks=4)
+    rig = Rig(size=90000, journal_blocks=4, image_sha=True)
     try:
         rig.offer._key = "task-1"  # the cloud's stable key: the same download after the reboot
         _cut_power(rig, 9)

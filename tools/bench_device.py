@@ -6,7 +6,7 @@
 #                 (FLAG sha: also a SHA-256 of every byte, the work of the image's hash check)
 #   MODE engine   fota's Downloader end to end (Range requests, keep-alive, journal, slot
 #                 writer, image checks, set_boot) for an offer carrying an MD5
-#                 (FLAG lock: heap-locked pumps; no-image-sha: image_sha=False; count: the
+#                 (FLAG lock: heap-locked pumps; image-sha: image_sha=True; count: the
 #                 collector off, so that mem_alloc() counts every byte the agent allocates;
 #                 noboot: stop at the call of set_boot, ESP-IDF's code on a device)
 #   MODE shims    what the host adds around the agent, alone: this script, the esp32 shim with
@@ -115,7 +115,7 @@ def engine(url, size, md5, chunk, workdir, flags, memory):
     client = Client(allow_http=True)
     dl = Downloader(
         client, Slot("esp32"), Journal(workdir + "/bench.journal"), time,
-        chunk=chunk, lock_heap="lock" in flags, image_sha="no-image-sha" not in flags,
+        chunk=chunk, lock_heap="lock" in flags, image_sha="image-sha" in flags,
     )  # fmt: skip
     gc.collect()
     count[0] = gc.mem_alloc()

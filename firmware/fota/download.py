@@ -18,9 +18,13 @@
 # reads with the socket's own readinto (Response.direct()), bounded by the body's length, so a
 # chunk costs no Python call on the way in; other clients' responses are read with readinto().
 #
-# The slot's image check needs a SHA-256 of the image (its appended hash): with image_sha on, the
-# digests keep one of the prefix the slot names (slot.sha_prefix) while the bytes stream past,
-# and the check reads back only the few bytes after it instead of the whole slot.
+# The image's appended SHA-256 is checked by the slot's activate(): on an ESP32, set_boot() runs
+# esp_ota_set_boot_partition(), whose esp_image_verify() hashes the slot (with the chip's SHA
+# accelerator) and refuses a mismatch before otadata changes; the offer's MD5/SHA-256 are checked
+# here, always. image_sha=True adds the agent's own check before set_boot: the digests keep a
+# SHA-256 of the prefix the slot names (slot.sha_prefix) while the bytes stream past, and the
+# check reads back only the few bytes after it. It costs a second hash of every byte in software
+# (about half the engine's speed on the unix port, see make bench).
 
 from micropython import const
 
@@ -55,8 +59,8 @@ class Downloader:
     clock: anything with ticks_ms/ticks_diff/sleep_ms (the `time` module on a device);
     on_event(kind, info): called with "resume", "progress", "retry", "verified", never while a
     response body is half read (so the listener may use the same client).
-    image_sha=False leaves the image's appended SHA-256 to set_boot() (ESP-IDF verifies it there
-    too), saving a SHA-256 pass over the image; the offer's digests are always checked.
+    image_sha=True checks the image's appended SHA-256 in the agent too, before set_boot() (which
+    ESP-IDF makes check it anyway); the offer's digests are always checked.
     """
 
     def __init__(
@@ -74,7 +78,7 @@ class Downloader:
         journal_blocks=32,
         progress_step=10,
         readback=False,
-        image_sha=True,
+        image_sha=False,
         on_event=None,
         lock_heap=False,
     ):
