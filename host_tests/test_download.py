@@ -568,3 +568,21 @@ def test_power_cut_resume_checks_the_image_hash_over_every_byte():
         assert rig.boot_label() == "ota_0"
     finally:
         rig.close()
+
+
+def test_a_file_slot_is_closed_when_its_download_fails_and_resumes_later():
+    from fota import fileslot
+
+    rig = Rig(size=30000)
+    try:
+        fileslot.set_hook(lambda path, size, version: True)
+        slot = fileslot.FileSlot(rig.tmp + "/mcu.bin", 65536, "2.0.0")
+        rig.offer.md5 = "0" * 32  # the bytes arrive, the digest is wrong
+        raises(errors.VerifyError, lambda: rig.run(slot=slot))
+        assert slot._f is None  # not left open until the collector finds it
+        rig.offer.md5 = _hex(hashlib.md5(rig.image))
+        assert rig.run(slot=slot).version == "2.0.0"  # the same slot object works again
+        assert slot._f is None
+    finally:
+        fileslot.set_hook(None)
+        rig.close()

@@ -309,6 +309,10 @@ class Downloader:
             return self._run(offer)
         except MemoryError:
             raise errors.NoMemoryError("out of memory during the download") from None
+        finally:
+            close = getattr(self._slot, "close", None)  # a slot holding a file (fota.fileslot)
+            if close is not None:
+                close()
 
     def _run(self, offer):
         offer.check(self._slot.capacity)

@@ -79,11 +79,15 @@ class FileSlot:
             self._f.flush()
         return self.version
 
-    def activate(self):
-        """Hand the verified image to the application's hook."""
+    def close(self):
+        """Close the file (the engine calls it when a download ends, well or not)."""
         if self._f is not None:
             self._f.close()
             self._f = None
+
+    def activate(self):
+        """Hand the verified image to the application's hook."""
+        self.close()
         hook = _hook[0]
         try:
             ok = hook(self.path, self.size, self.version) if hook else False
