@@ -11,6 +11,7 @@
 #                 noboot: stop at the call of set_boot, ESP-IDF's code on a device)
 #   MODE shims    what the host adds around the agent, alone: this script, the esp32 shim with
 #                 its ESP-IDF formats module (C code on a device) and its set_boot (or noboot)
+#   MODE imports  the shims and the agent's modules loaded, nothing else: the agent's code
 # Prints "RESULT MODE BYTES MICROSECONDS ALLOCATED CHUNKS LOCKED SHIMS AGENT": SHIMS the bytes
 # the shims keep on the heap, AGENT those of the agent's loaded modules. sys.path must hold the
 # agent (firmware/ or its .mpy build) and host_tests/shims (the caller sets MICROPYPATH).
@@ -99,6 +100,8 @@ def engine(url, size, md5, chunk, workdir, flags, memory):
 
     gc.collect()
     memory[1] = gc.mem_alloc() - loaded  # the agent's modules, resident
+    if "norun" in flags:
+        return 0, 0, 0, 0
     count = [0, 0, 0]  # mem_alloc() at the start, bytes allocated until set_boot, its start
 
     class Slot(Esp32Slot):
@@ -150,6 +153,9 @@ def main(argv):
     elif mode == "shims":
         if "noboot" not in flags:
             part.set_boot()  # the image (c) left in the slot
+        got, dt = size, 1
+    elif mode == "imports":
+        engine(url, size, md5, chunk, workdir, flags + ["norun"], memory)
         got, dt = size, 1
     else:
         got, dt, allocated, locked = engine(url, size, md5, chunk, workdir, flags, memory)
