@@ -126,6 +126,25 @@ def test_verify_passes_for_the_right_data_fed_in_chunks():
     assert d.hexdigests() == {"md5": _md5_hex(data), "sha256": _sha256_hex(data)}
 
 
+def test_feeder_hashes_as_update_does_for_every_configuration():
+    data = _data(10000)
+    md5, sha = _md5_hex(data), _sha256_hex(data)
+    for kwargs in ({"md5": md5}, {"sha256": sha}, {"md5": md5, "sha256": sha},
+                   {"md5": md5, "prefix": 5000}):  # fmt: skip
+        d = Digests(**kwargs)
+        feed = d.feeder()
+        mv = memoryview(data)
+        d.update(mv[:4096])  # both ways into the same hashes, as the engine does
+        for pos in range(4096, len(data), 4096):
+            feed(mv[pos : pos + 4096])
+        d.verify()
+        if "prefix" in kwargs:  # the prefix needs update()'s bookkeeping: no shortcut
+            assert feed == d.update and d.prefix()[1] == 4096
+    bad = Digests(md5=_md5_hex(b"other"))
+    bad.feeder()(data)
+    raises(VerifyError, bad.verify)
+
+
 def test_verify_names_algorithm_expected_and_computed():
     data = _data(300)
     wrong = _sha256_hex(b"other")

@@ -89,6 +89,17 @@ class Digests:
             self.prefix_len = end
         self.length = end
 
+    def feeder(self):
+        """The cheapest callable that hashes buf as update(buf) does, for the per-chunk loop:
+        with one hash and no prefix, that hash's own update (one call per chunk instead of two;
+        `length` then counts only what update() fed). Valid until the next reset()."""
+        if self._prefix is None:
+            if self._sha256 is None and self._md5 is not None:
+                return self._md5.update
+            if self._md5 is None and self._sha256 is not None:
+                return self._sha256.update
+        return self.update
+
     def hexdigests(self):
         """{"md5": hex, "sha256": hex} of what was hashed, for the configured algorithms.
 

@@ -136,7 +136,7 @@ class Downloader:
                     return
                 pos += n
                 if pos == size:
-                    self._digests.update(mv)
+                    self._feed(mv)
                     self._slot.write(written // _BLOCK, mv)
                     written += size
                     pos = 0
@@ -148,7 +148,7 @@ class Downloader:
 
     def _flush(self):
         """Hash and write the full buffer. Allocates nothing."""
-        self._digests.update(self._mv)
+        self._feed(self._mv)
         self._slot.write(self._written // _BLOCK, self._mv)
         self._written += self._bufsize
         self._pos = 0
@@ -324,6 +324,7 @@ class Downloader:
         if self._image_sha and hasattr(slot, "sha_prefix"):
             prefix = slot.sha_prefix(offer.size)
         self._digests = Digests(md5=offer.md5, sha256=offer.sha256, prefix=prefix)
+        self._feed = self._digests.feeder()
         self.requests = 0
         self._pos = 0
         self._written = 0
