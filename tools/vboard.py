@@ -66,7 +66,7 @@ RUNTIME_MODULES = (
     Path(__file__).resolve().parent / "vboard_rt" / "vboard_console.py",
     RUNNER,
     SHIMS / "esp32.py",
-    SHIMS / "espidf.py",
+    SHIMS / "espflash.py",
     SHIMS / "machine.py",
     SHIMS / "network.py",
 )

@@ -3,7 +3,7 @@
 # Strict about what ESP-IDF enforces: 4096-byte erase sectors, erase-before-write (NOR flash can
 # only clear bits), bounds, image validation in set_boot(), and the same OSError codes that
 # MicroPython's check_esp_err() raises (errno = -esp_err_t, message = the ESP-IDF name). The flash
-# file holds ESP-IDF's own binary formats (see espidf.py), so the virtual board and any ESP-IDF
+# file holds ESP-IDF's own binary formats (see espflash.py), so the virtual board and any ESP-IDF
 # reader see the same bytes.
 #
 # Which flash: esp32.attach(path, chip, running) or, for a firmware process started by the
@@ -11,27 +11,27 @@
 # the slot the emulated bootloader started). The shim's own helpers start with `attach`/`detach`
 # and are not part of the device API; firmware code is type-checked against the real stubs.
 # FOTA_POWER_CUT=K (virtual board): the K-th flash erase or program of this process is torn
-# half-way and the process dies, as in a power failure (espidf.Flash.cut_after).
+# half-way and the process dies, as in a power failure (espflash.Flash.cut_after).
 
 import errno
 import os
 
-import espidf
+import espflash
 
 _board = None
 
 
 class _Board:
     def __init__(self, path, chip, running):
-        self.flash = espidf.Flash(path)
-        cut = os.getenv("FOTA_POWER_CUT")  # the virtual board's power cut: see espidf.Flash
+        self.flash = espflash.Flash(path)
+        cut = os.getenv("FOTA_POWER_CUT")  # the virtual board's power cut: see espflash.Flash
         if cut:
             self.flash.cut_after = int(cut)
-        self.chip_id = espidf.CHIP_IDS[chip]
-        self.parts = espidf.partitions(self.flash)
+        self.chip_id = espflash.CHIP_IDS[chip]
+        self.parts = espflash.partitions(self.flash)
         if running is None:
-            _, entries = espidf.read_otadata(self.flash, self.parts)
-            self.running = espidf.boot_slot(self.parts, entries)
+            _, entries = espflash.read_otadata(self.flash, self.parts)
+            self.running = espflash.boot_slot(self.parts, entries)
         else:
             self.running = _find_entry(self.parts, running)
             if self.running is None:
@@ -53,7 +53,7 @@ def detach():
 
 
 def attached_flash():
-    """Host helper, not device API: the espidf.Flash behind the partitions (for tests)."""
+    """Host helper, not device API: the espflash.Flash behind the partitions (for tests)."""
     return _get_board().flash
 
 
@@ -66,28 +66,23 @@ def _get_board():
     return _board
 
 
-def _find_entry(parts, label, ptype=None, subtype=espidf.SUBTYPE_ANY):
+def _find_entry(parts, label, ptype=None):
     for p in parts:
-        if label is not None and p[0] != label:
-            continue
-        if ptype is not None and p[1] != ptype:
-            continue
-        if subtype != espidf.SUBTYPE_ANY and p[2] != subtype:
-            continue
-        return p
+        if (label is None or p[0] == label) and (ptype is None or p[1] == ptype):
+            return p
     return None
 
 
 def _check_range(part, offset, size, erase):
     # esp_partition_read/write/erase_range argument checks, in ESP-IDF's order.
     if offset > part[4]:
-        raise espidf.esp_error(espidf.ESP_ERR_INVALID_ARG, "offset past the partition end")
+        raise espflash.esp_error(espflash.ESP_ERR_INVALID_ARG, "offset past the partition end")
     if size > part[4] - offset:
-        raise espidf.esp_error(espidf.ESP_ERR_INVALID_SIZE, "range past the partition end")
-    if erase and size % espidf.SECTOR:
-        raise espidf.esp_error(espidf.ESP_ERR_INVALID_SIZE, "erase size not a multiple of 4096")
-    if erase and offset % espidf.SECTOR:
-        raise espidf.esp_error(espidf.ESP_ERR_INVALID_ARG, "erase offset not 4096-aligned")
+        raise espflash.esp_error(espflash.ESP_ERR_INVALID_SIZE, "range past the partition end")
+    if erase and size % espflash.SECTOR:
+        raise espflash.esp_error(espflash.ESP_ERR_INVALID_SIZE, "erase size not a multiple of 4096")
+    if erase and offset % espflash.SECTOR:
+        raise espflash.esp_error(espflash.ESP_ERR_INVALID_ARG, "erase offset not 4096-aligned")
 
 
 class Partition:
@@ -100,19 +95,19 @@ class Partition:
         board = _get_board()
         if isinstance(id, int):
             if id == Partition.BOOT:
-                _, entries = espidf.read_otadata(board.flash, board.parts)
-                part = espidf.boot_slot(board.parts, entries, False)
+                _, entries = espflash.read_otadata(board.flash, board.parts)
+                part = espflash.boot_slot(board.parts, entries, False)
             elif id == Partition.RUNNING:
                 part = board.running
             else:
                 raise ValueError()
         else:
-            part = _find_entry(board.parts, id, espidf.TYPE_APP)
+            part = _find_entry(board.parts, id, espflash.TYPE_APP)
             if part is None:
-                part = _find_entry(board.parts, id, espidf.TYPE_DATA)
+                part = _find_entry(board.parts, id, espflash.TYPE_DATA)
         if part is None:
             raise OSError(errno.ENOENT, "ENOENT")
-        if block_size <= 0 or block_size % espidf.SECTOR:
+        if block_size <= 0 or block_size % espflash.SECTOR:
             raise ValueError("esp32 shim: block_size must be a multiple of 4096")
         self._part = part
         self._bs = block_size
@@ -178,33 +173,33 @@ class Partition:
         """esp_ota_set_boot_partition(): validate the image, then write the next otadata entry."""
         board = self._board
         part = self._part
-        if part[1] != espidf.TYPE_APP:
-            raise espidf.esp_error(espidf.ESP_ERR_INVALID_ARG, "not an app partition")
-        od, entries = espidf.read_otadata(board.flash, board.parts)
-        if part[2] == espidf.SUBTYPE_FACTORY:  # booting factory: erase otadata
-            board.flash.erase(od[3], 2 * espidf.SECTOR)
+        if part[1] != espflash.TYPE_APP:
+            raise espflash.esp_error(espflash.ESP_ERR_INVALID_ARG, "not an app partition")
+        od, entries = espflash.read_otadata(board.flash, board.parts)
+        if part[2] == espflash.SUBTYPE_FACTORY:  # booting factory: erase otadata
+            board.flash.erase(od[3], 2 * espflash.SECTOR)
             return
         try:
-            espidf.image_length(self._read, part[4], board.chip_id, self._readinto)
+            espflash.verify_image(board.flash, part[3], part[4], board.chip_id)
         except ValueError as exc:
-            raise espidf.esp_error(espidf.ESP_ERR_OTA_VALIDATE_FAILED, str(exc))
-        slots = espidf.ota_slots(board.parts)
+            raise espflash.esp_error(espflash.ESP_ERR_OTA_VALIDATE_FAILED, str(exc))
+        slots = espflash.ota_slots(board.parts)
         n = len(slots)
         index = slots.index(part)
-        active = espidf.select_entry(entries, False)
+        active = espflash.select_entry(entries, False)
         if active < 0:
-            espidf.write_ota_entry(board.flash, od, 0, index + 1, espidf.OTA_IMG_NEW)
+            espflash.write_ota_entry(board.flash, od, 0, index + 1, espflash.OTA_IMG_NEW)
             return
         seq = entries[active][0]
         i = 0
         while seq > (index + 1) % n + i * n:
             i += 1
         new_seq = (index + 1) % n + i * n
-        espidf.write_ota_entry(board.flash, od, 1 - active, new_seq, espidf.OTA_IMG_NEW)
+        espflash.write_ota_entry(board.flash, od, 1 - active, new_seq, espflash.OTA_IMG_NEW)
 
     def get_next_update(self):
         board = self._board
-        slots = espidf.ota_slots(board.parts)
+        slots = espflash.ota_slots(board.parts)
         if not slots:
             raise OSError(errno.ENOENT, "ENOENT")
         if board.running in slots:
@@ -217,16 +212,10 @@ class Partition:
     def mark_app_valid_cancel_rollback(cls):
         """esp_ota_mark_app_valid_cancel_rollback(): the otadata entry in force becomes VALID."""
         board = _get_board()
-        od, entries = espidf.read_otadata(board.flash, board.parts)
-        active = espidf.select_entry(entries, False)
-        if active < 0 or not espidf.ota_slots(board.parts):
-            raise espidf.esp_error(espidf.ESP_FAIL, "running firmware is factory")
+        od, entries = espflash.read_otadata(board.flash, board.parts)
+        active = espflash.select_entry(entries, False)
+        if active < 0 or not espflash.ota_slots(board.parts):
+            raise espflash.esp_error(espflash.ESP_FAIL, "running firmware is factory")
         seq, state, _ = entries[active]
-        if state != espidf.OTA_IMG_VALID:
-            espidf.write_ota_entry(board.flash, od, active, seq, espidf.OTA_IMG_VALID)
-
-    def _read(self, offset, n):
-        return self._board.flash.read(self._part[3] + offset, n)
-
-    def _readinto(self, offset, buf):
-        self._board.flash.readinto(self._part[3] + offset, buf)
+        if state != espflash.OTA_IMG_VALID:
+            espflash.write_ota_entry(board.flash, od, active, seq, espflash.OTA_IMG_VALID)
