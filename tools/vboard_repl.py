@@ -66,7 +66,7 @@ class ReplRun(vboard.BootRun):
                     return None
                 for key, _ in sel.select(remaining):
                     if key.data == "accept":
-                        self._accept(listener, sel)
+                        self._accept(listener)
                     elif key.data == "client":
                         if key.fileobj is self.client:  # not one dropped earlier in this batch
                             self._from_client(proc)
@@ -89,12 +89,12 @@ class ReplRun(vboard.BootRun):
         end = self._ending(n, status, self.ready, errors, self.power_cut(n))
         return vboard.SOFT_RESET if end is None else end  # main.py ended: the REPL would be up
 
-    def _accept(self, listener, sel):
+    def _accept(self, listener):
         conn, _ = listener.accept()
         self._drop_client()  # one client at a time, the newest wins
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = conn
-        sel.register(conn, selectors.EVENT_READ, "client")
+        self.sel.register(conn, selectors.EVENT_READ, "client")
 
     def _drop_client(self):
         """Forget the client: out of the selector before its socket closes (fds are reused)."""
