@@ -277,6 +277,9 @@ class CutSlot(Esp32Slot):
         self.left -= 1
         super().write(block, buf)
 
+    def writer(self):  # every write counts, the steady state's too
+        return self.write
+
 
 def _cut_power(rig, writes):
     try:
@@ -344,6 +347,44 @@ def test_another_offer_after_a_power_cut_starts_over():
 class HungrySlot(Esp32Slot):
     def write(self, block, buf):
         raise MemoryError()
+
+    def writer(self):  # every write counts, the steady state's too
+        return self.write
+
+
+class _FailingPartition:
+    """ota_1, whose writeblocks fails with EIO from block `at` on (a worn or locked flash)."""
+
+    def __init__(self, at):
+        self.part = esp32.Partition("ota_1")
+        self.at = at
+        self.writes = 0
+
+    def writeblocks(self, block, buf, offset=None):
+        self.writes += 1
+        if block >= self.at:
+            raise OSError(5, "EIO")
+        self.part.writeblocks(block, buf)
+
+    def __getattr__(self, name):
+        return getattr(self.part, name)
+
+
+def test_a_flash_write_failure_in_the_steady_state_is_a_flash_error_not_a_retry():
+    # The steady state writes with the partition's own writeblocks: its OSError must still come
+    # out as the slot's FlashError, never as a network failure that the engine would retry.
+    rig = Rig(size=60000, chunk=1024)
+    try:
+        part = _FailingPartition(at=5)
+        exc = raises(errors.FlashError, rig.run, slot=Esp32Slot("esp32", part))
+        assert exc.reason == errors.FLASH
+        assert "writing block 5 of ota_1" in exc.message
+        assert part.writes == 6  # blocks 0..5: nothing after the failure
+        assert len(rig.client.requests) == 1  # not retried
+        assert rig.boot_label() == "ota_0"
+        assert [kind for kind, _ in rig.events if kind == "retry"] == []
+    finally:
+        rig.close()
 
 
 def test_out_of_memory_is_reported_as_such():

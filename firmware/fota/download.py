@@ -15,8 +15,9 @@
 # only int arithmetic, readinto, hash update and writeblocks. Everything that allocates (requests,
 # odd-sized reads, journal, progress) happens between pumps. Tests run _pump under
 # micropython.heap_lock() (lock_heap=True) to prove it. With fota.http on MicroPython the pump
-# reads with the socket's own readinto (Response.direct()), bounded by the body's length, so a
-# chunk costs no Python call on the way in; other clients' responses are read with readinto().
+# reads with the socket's own readinto (Response.direct()), bounded by the body's length, and
+# writes with the partition's own writeblocks (slot.writer()), so a chunk costs no Python call
+# of the agent's on the way in or out; other clients' responses are read with readinto().
 #
 # The image's appended SHA-256 is checked by the slot's activate(): on an ESP32, set_boot() runs
 # esp_ota_set_boot_partition(), whose esp_image_verify() hashes the slot (with the chip's SHA
@@ -123,6 +124,8 @@ class Downloader:
         views = self._views
         size = self._bufsize
         mv = self._mv
+        feed = self._feed
+        write = self._write
         pos = self._pos
         written = self._written
         try:
@@ -136,8 +139,11 @@ class Downloader:
                     return
                 pos += n
                 if pos == size:
-                    self._feed(mv)
-                    self._slot.write(written // _BLOCK, mv)
+                    feed(mv)
+                    try:
+                        write(written // _BLOCK, mv)
+                    except OSError as exc:  # from the partition itself (slot.writer())
+                        raise self._slot.failed(written // _BLOCK, exc) from None
                     written += size
                     pos = 0
                 if n < want:
@@ -325,6 +331,9 @@ class Downloader:
             prefix = slot.sha_prefix(offer.size)
         self._digests = Digests(md5=offer.md5, sha256=offer.sha256, prefix=prefix)
         self._feed = self._digests.feeder()
+        # the steady state writes with the partition's own writeblocks where the slot offers it
+        # (one call into the flash driver per buffer, its OSError named by slot.failed())
+        self._write = slot.writer() if hasattr(slot, "writer") else slot.write
         self.requests = 0
         self._pos = 0
         self._written = 0

@@ -49,7 +49,16 @@ class Esp32Slot:
         try:
             self.part.writeblocks(block, buf)
         except OSError as exc:
-            raise errors.FlashError("writing block %d of %s failed: %s" % (block, self.label, exc))
+            raise self.failed(block, exc) from None
+
+    def writer(self):
+        """The partition's own writeblocks(block, buf), for the download's steady state: what
+        write() does without a Python call around it. Pass its OSError to failed()."""
+        return self.part.writeblocks
+
+    def failed(self, block, exc):
+        """The FlashError for an OSError `exc` from writing `block`."""
+        return errors.FlashError("writing block %d of %s failed: %s" % (block, self.label, exc))
 
     def read(self, block, buf):
         try:
