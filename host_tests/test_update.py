@@ -242,3 +242,26 @@ def test_no_update_is_quiet():
         assert rig.cloud.reports() == [] and rig.events == ["no_update"]
     finally:
         rig.close()
+
+
+def test_out_of_memory_for_the_download_is_reported_and_the_offer_tried_again():
+    # The engine's buffer does not fit this time: the cloud hears of the failure (its code for a
+    # lack of memory), the slot is untouched, and the next poll tries the same offer again
+    # instead of giving it up as it does a wrong digest.
+    rig = Rig()
+    try:
+        ready = rig.updater().downloader
+
+        def hungry(offer):
+            raise MemoryError()
+
+        updater = rig.updater()
+        updater.downloader = hungry
+        assert updater.run("1.0.0") == "failed"
+        assert rig.cloud.reports() == [("failed", {"t": 7}, errors.NO_MEMORY, "download")]
+        assert esp32.Partition(esp32.Partition.BOOT).info()[4] == "ota_0"
+        updater.downloader = ready
+        assert updater.run("1.0.0") == "activated"
+        assert esp32.Partition(esp32.Partition.BOOT).info()[4] == "ota_1"
+    finally:
+        rig.close()

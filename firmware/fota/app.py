@@ -173,27 +173,42 @@ class App:
         r = int.from_bytes(os.urandom(2), "big") % (2 * spread + 1)
         return seconds - spread + r
 
+    def _guarded(self, stage, action):
+        """-> action()'s result, or "failed" after an "error" event for its OTAError.
+
+        A MemoryError gives "no_memory" and does not end the agent: the heap may be short only
+        this time (the application's own use, fragmentation), so the garbage is collected and
+        the loop tries again after a backoff."""
+        try:
+            return action()
+        except errors.OTAError as exc:
+            self.emit("error", {"stage": stage, "reason": exc.reason, "error": exc.message})
+            return "failed"
+        except MemoryError:
+            import gc
+
+            gc.collect()
+            self.emit(
+                "error", {"stage": stage, "reason": errors.NO_MEMORY, "error": "out of memory"}
+            )
+            return errors.NO_MEMORY
+
+    def _inform(self):
+        if getattr(self.cloud, "inform_at_boot", False):  # Aliyun: the version at every boot
+            self.cloud.report_version(self.version())
+
     def run_forever(self):
         self.emit("agent", {"version": self.version(), "cloud": self.cfg["cloud"]})
-        try:
-            self.settle()
-        except errors.OTAError as exc:
-            self.emit("error", {"stage": "settle", "reason": exc.reason, "error": exc.message})
-        if getattr(self.cloud, "inform_at_boot", False):  # Aliyun: the version at every boot
-            try:
-                self.cloud.report_version(self.version())
-            except errors.OTAError as exc:
-                self.emit("error", {"stage": "inform", "reason": exc.reason, "error": exc.message})
+        # Settling confirms (or reports the rollback of) the update in flight. Nothing is polled
+        # before it has run; when memory ran out in it, it runs again after the backoff.
+        settled = self._guarded("settle", self.settle) != errors.NO_MEMORY
+        self._guarded("inform", self._inform)
         failures = 0
         poll_s = self.cfg["poll_s"]
         while True:
-            try:
-                result = self.poll()
-            except errors.OTAError as exc:
-                self.emit("error", {"stage": "check", "reason": exc.reason, "error": exc.message})
-                result = "failed"
+            result = self._guarded("check", self.poll) if settled else errors.NO_MEMORY
             self.client.close()  # no idle connection held through the wait
-            if result == "failed":
+            if result in ("failed", errors.NO_MEMORY):
                 failures += 1
                 delay = min(_BACKOFF_S << min(failures - 1, 16), poll_s)
                 self.emit("backoff", {"sleep_s": delay, "failures": failures})
@@ -202,6 +217,8 @@ class App:
                 delay = self._jittered(poll_s)
                 self.emit("idle", {"sleep_s": delay})
             self.clock.sleep_ms(delay * 1000)
+            if not settled:
+                settled = self._guarded("settle", self.settle) != errors.NO_MEMORY
 
 
 def main(path="/ota.json", root="/"):

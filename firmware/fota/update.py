@@ -7,8 +7,9 @@
 #   "pending"  {"job", "target", "from", "key", "activated"}: an update in flight
 #   "outcome"  {"result": "succeeded"|"failed", "job", "version", "code"...}: a report owed to the
 #              cloud; kept until the cloud has taken it, so no outcome is lost or sent twice
-#   "skip"     the key of a task the cloud refused to go on with (finished, cancelled, expired):
-#              never retried, until the cloud offers another one
+#   "skip"     the key of a task the cloud refused to go on with (finished, cancelled, expired)
+#              or that failed for good (a wrong digest ...): never retried, until the cloud
+#              offers another one; a failure for lack of memory is not one of those
 # Events go to on_event(kind, info): offer, no_update, skipped, start, progress, retry, resume,
 # verified, activated, failed, confirmed, rolled_back, reported, report_failed.
 
@@ -119,6 +120,13 @@ class Updater:
             result = dl.run(offer)
         except errors.OTAError as exc:
             return self._fail(offer, exc, DOWNLOAD_STAGE)
+        except MemoryError:  # making the downloader (its buffer) or probing the size
+            import gc
+
+            dl = None
+            gc.collect()  # what the attempt held is garbage now: room for the report
+            error = errors.NoMemoryError("out of memory for the download")
+            return self._fail(offer, error, DOWNLOAD_STAGE)
         self._event("verified", {"version": result.version, "size": result.size})
         if not offer.reboot:  # installed (e.g. handed to an attached MCU): done, no reboot
             self.store.update(pending=None)
@@ -141,7 +149,9 @@ class Updater:
             "failed", {"reason": error.reason, "error": error.message, "retryable": error.retryable}
         )
         changes = {"pending": None}
-        if not error.retryable:
+        if not error.retryable and error.reason != errors.NO_MEMORY:
+            # the same offer would fail the same way; a lack of memory may not last (another
+            # boot, a lighter moment of the application), so that offer is tried again
             changes["skip"] = offer.key()
         self.store.update(**changes)
         self._owe("failed", offer.job, error=error, stage=stage)
