@@ -138,6 +138,9 @@ def main(argv=None):
     parser.add_argument("--dir", help="keep the board here (default: a temporary directory)")
     parser.add_argument("--size", type=int, default=300_000, help="size of the 2.0.0 image")
     parser.add_argument("--json", action="store_true", help="print the raw board events")
+    parser.add_argument(
+        "--heap", help="the app's heap on the board, e.g. 96k (default: its budget)"
+    )
     args = parser.parse_args(argv)
 
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="fota-demo-"))
@@ -160,10 +163,10 @@ def main(argv=None):
             _say("demo: vboard create failed:\n" + made.stderr)
             return 1
         _say("== virtual board created in %s, running %s" % (board, OLD))
-        proc = subprocess.Popen(
-            [python, vboard, "boot", str(board), "--timeout", str(BOOT_TIMEOUT_S)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        boot = [python, vboard, "boot", str(board), "--timeout", str(BOOT_TIMEOUT_S)]
+        if args.heap:
+            boot += ["--heap", args.heap]
+        proc = subprocess.Popen(boot, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
             if args.json:
