@@ -9,12 +9,14 @@
 #                 (FLAG lock: heap-locked pumps; image-sha: image_sha=True; count: the
 #                 collector off, so that mem_alloc() counts every byte the agent allocates;
 #                 noboot: stop at the call of set_boot, ESP-IDF's code on a device)
-#   MODE shims    what the host adds around the agent, alone: this script, the esp32 shim with
-#                 its ESP-IDF formats module (C code on a device) and its set_boot (or noboot)
-#   MODE imports  the shims and the agent's modules loaded, nothing else: the agent's code
+#   MODE shims    what the host adds around the agent, alone: this script and the esp32
+#                 stand-in (C code on a device) with its set_boot (or noboot)
+#   MODE imports  the stand-in and the agent's modules loaded, nothing else: the agent's code
 # Prints "RESULT MODE BYTES MICROSECONDS ALLOCATED CHUNKS LOCKED SHIMS AGENT": SHIMS the bytes
-# the shims keep on the heap, AGENT those of the agent's loaded modules. sys.path must hold the
-# agent (firmware/ or its .mpy build) and host_tests/shims (the caller sets MICROPYPATH).
+# the esp32 stand-in keeps on the heap, AGENT those of the agent's loaded modules. sys.path must
+# hold the agent (firmware/ or its .mpy build) and an `esp32` module with attach(path, chip,
+# running): tools/bench_rt's lean one or host_tests/shims' faithful one (the caller sets
+# MICROPYPATH).
 
 import binascii
 import gc
