@@ -250,12 +250,12 @@ def test_out_of_memory_for_the_download_is_reported_and_the_offer_tried_again():
     # instead of giving it up as it does a wrong digest.
     rig = Rig()
     try:
-        ready = rig.updater().downloader
+        updater = rig.updater()
+        ready = updater.downloader
 
         def hungry(offer):
             raise MemoryError()
 
-        updater = rig.updater()
         updater.downloader = hungry
         assert updater.run("1.0.0") == "failed"
         assert rig.cloud.reports() == [("failed", {"t": 7}, errors.NO_MEMORY, "download")]

@@ -66,7 +66,7 @@ class Partition:
         f.seek(self._slot[1] + block * 4096 + offset)
         f.readinto(buf)
 
-    def writeblocks(self, block, buf, offset=0):
+    def writeblocks(self, block, buf, offset=None):  # None: ESP-IDF's erase-and-write form
         f = _board.file
         f.seek(self._slot[1] + block * 4096 + (offset or 0))
         f.write(buf)
