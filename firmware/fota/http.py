@@ -207,6 +207,7 @@ class Client:
         self._raw = None  # type: Any  # where timeouts are set (MicroPython: the plain socket)
         self._poll = None  # type: Any  # MicroPython: poll for non-blocking head reads
         self._recv_into = None  # type: Any  # CPython: sock.recv_into
+        self._write = None  # type: Any  # the socket's write-it-all: write(), CPython's sendall()
         self._origin = None  # type: Any  # (tls, host, port) of the open connection
         self._idle = False  # the open connection may carry the next request
         self._url = None
@@ -348,9 +349,13 @@ class Client:
         if hasattr(sock, "recv_into") and hasattr(sock, "settimeout"):  # CPython
             self._raw = sock  # CPython's ssl replaced the socket object
             self._recv_into = getattr(sock, "recv_into")  # noqa: B009
+            self._write = getattr(sock, "sendall")  # noqa: B009
         else:  # MicroPython: readinto(buf, n), and timeouts on the plain socket
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
+            # write() is the stream method every port's socket has (some lack sendall); on a
+            # blocking socket with a timeout it returns only when all was written
+            self._write = sock.write
         self._raw.settimeout(self.read_timeout)
         self._wait_ms = int(self.read_timeout * 1000)
         self._origin = (tls, host, port)
@@ -358,7 +363,7 @@ class Client:
 
     def _close(self):
         sock = self._sock
-        self._sock = self._raw = self._poll = self._recv_into = None
+        self._sock = self._raw = self._poll = self._recv_into = self._write = None
         self._origin = None
         self._idle = False
         self.response._mode = _DONE
@@ -495,7 +500,7 @@ class Client:
         self._blocking(False)
 
     def _flush(self):
-        self._sock.sendall(self._mv[0 : self._end])
+        self._write(self._mv[0 : self._end])
         self._end = 0
 
     def _put(self, data):
@@ -505,7 +510,7 @@ class Client:
             self._flush()
             end = 0
             if n > _BUF:
-                self._sock.sendall(data)
+                self._write(data)
                 return
         self._mv[end : end + n] = data
         self._end = end + n
