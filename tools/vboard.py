@@ -3,7 +3,7 @@
 usage:
   vboard.py create DIR --board esp32 --version 1.0.0 --config CFG.json [--put SRC:DST ...]
                        [--image APP.bin] [--force]
-  vboard.py boot DIR [--boots N] [--heap 64k] [--timeout S]
+  vboard.py boot DIR [--boots N] [--heap 64k] [--timeout S] [--runtime i386|x64]
                      [--power-cut-after-writes K [--power-cut-boot B]] [--repl PORT]
   vboard.py inspect DIR
   vboard.py write-flash DIR ADDRESS FILE
@@ -27,7 +27,8 @@ and passes every JSON line of the firmware with an "event" key through ("boot" a
 firmware's {"event": "idle"} it stops the board. Exit status: 0, 1 for a usage error, 2 when
 the board or this tool broke.
 
-The firmware runs in `micropython -X heapsize=...` (tools/vboard_rt/vboard_runner.py) with the
+The firmware runs in `micropython -X heapsize=...` (tools/vboard_rt/vboard_runner.py), by default
+on the 32-bit build (tools/runtimes.py: an ESP32's object sizes, so its heap is a board's), with the
 vfs partition mounted as / and the shims of host_tests/shims as its esp32/machine/network
 modules; the app gets the board's heap budget (--heap) free when boot.py starts.
 --power-cut-after-writes K: the K-th flash erase or program of boot B (counted in the esp32 shim,
@@ -51,6 +52,7 @@ from pathlib import Path
 
 import appimage
 import fsimage
+import runtimes
 
 import boards
 
@@ -61,7 +63,6 @@ sys.path.insert(0, str(SHIMS))
 import espidf  # noqa: E402  (the ESP-IDF formats, shared with the esp32 shim)
 import machine  # noqa: E402  (the machine shim: reset causes, exit statuses)
 
-MICROPYTHON = Path(sys.executable).with_name("micropython")
 RUNTIME_MODULES = (
     Path(__file__).resolve().parent / "vboard_rt" / "vboard_console.py",
     RUNNER,
@@ -70,6 +71,9 @@ RUNTIME_MODULES = (
     SHIMS / "machine.py",
     SHIMS / "network.py",
 )
+# what a board's firmware freezes and a runtime may lack (Debian's build has `tls` but no `ssl`)
+FROZEN = runtimes.SHIMS / "ssl.py"
+DEFAULT_RUNTIME = "i386"  # 4-byte objects and 16-byte heap blocks, as on an ESP32
 EMULATION_HEAP = 128 * 1024  # heap for the shims and the runner, on top of the board's budget
 APP_IMAGE_SIZE = 64 * 1024
 DEFAULT_BOOTS = 10
@@ -256,10 +260,11 @@ class Emitter:
             pass
 
 
-def build_runtime(folder):
+def build_runtime(folder, runtime=DEFAULT_RUNTIME):
     """Compile the runner and the device shims to .mpy in `folder` (copies when no mpy-cross)."""
     tool = fsimage.mpy_cross()
-    for src in RUNTIME_MODULES:
+    sources = RUNTIME_MODULES + ((FROZEN,) if runtimes.shim_path(runtime) else ())
+    for src in sources:
         if tool:
             try:
                 data = fsimage.compile_mpy(tool, src, src.name)
@@ -295,7 +300,7 @@ class BootRun:
 
     def run(self):
         with tempfile.TemporaryDirectory(prefix="vboard-rt-") as rt:
-            build_runtime(rt)
+            build_runtime(rt, self.args.runtime)
             self.runtime = rt
             cause = PWRON_RESET
             for n in range(1, self.args.boots + 1):
@@ -360,7 +365,11 @@ class BootRun:
         if self.power_cut(n):
             env["FOTA_POWER_CUT"] = str(args.power_cut_after_writes)
         heap = self.budget + EMULATION_HEAP
-        cmd = [str(MICROPYTHON), "-X", "heapsize=%d" % heap, "-m", "vboard_runner"]
+        try:
+            cmd = runtimes.command(args.runtime)
+        except runtimes.RuntimeMissing as exc:
+            raise BoardBroken(str(exc)) from None
+        cmd += ["-X", "heapsize=%d" % heap, "-m", "vboard_runner"]
         cmd += [str(self.budget)] + (["repl"] if repl else [])
         return subprocess.Popen(
             cmd,
@@ -501,8 +510,10 @@ def cmd_boot(args):
             raise VBoardError("--heap: %s" % exc) from None
     if args.power_cut_after_writes is not None and args.power_cut_after_writes < 1:
         raise VBoardError("--power-cut-after-writes must be 1 or more")
-    if not MICROPYTHON.exists():
-        raise BoardBroken("no MicroPython unix port at %s (run `make setup`)" % MICROPYTHON)
+    try:
+        runtimes.command(args.runtime)
+    except runtimes.RuntimeMissing as exc:
+        raise BoardBroken(str(exc)) from None
     lock = open(board.dir / "flash.lock", "w")  # held (locked) until this process ends
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -662,6 +673,12 @@ def _parser():
         help="stop after N boots (default %d)" % DEFAULT_BOOTS,
     )
     p.add_argument("--heap", metavar="SIZE", help="the app's heap (default: the board's budget)")
+    p.add_argument(
+        "--runtime",
+        choices=runtimes.NAMES,
+        default=DEFAULT_RUNTIME,
+        help="MicroPython build: i386 (32-bit, an ESP32's object sizes; default) or x64",
+    )
     p.add_argument(
         "--timeout",
         type=float,

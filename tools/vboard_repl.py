@@ -28,7 +28,7 @@ class ReplRun(vboard.BootRun):
         self.emit({"event": "repl", "port": port, "url": "socket://127.0.0.1:%d" % port})
         try:
             with tempfile.TemporaryDirectory(prefix="vboard-rt-") as rt:
-                vboard.build_runtime(rt)
+                vboard.build_runtime(rt, self.args.runtime)
                 self.runtime = rt
                 cause = vboard.PWRON_RESET
                 for n in range(1, self.args.boots + 1):

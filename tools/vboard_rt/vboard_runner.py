@@ -3,8 +3,9 @@
 # tools/vboard.py runs `micropython -X heapsize=H -m vboard_runner BUDGET [repl]` with the
 # .mpy files (this runner and the device shims) on MICROPYPATH, and FOTA_FLASH, FOTA_CHIP,
 # FOTA_RUNNING, FOTA_RESET_CAUSE (and FOTA_POWER_CUT) in the environment. In order:
-#   1. load the shims esp32, machine, network: C modules on a board, so they are loaded before the
-#      app's heap is measured and stay in sys.modules;
+#   1. load the shims esp32, machine, network (and ssl where the build has only tls): C or frozen
+#      modules on a board, so they are loaded before the app's heap is measured and stay in
+#      sys.modules;
 #   2. mount the flash file's `vfs` partition as / through esp32.Partition (auto-detected like
 #      vfs.mount(bdev, "/") in _boot.py; a partition without a file system is formatted as
 #      LittleFS, like inisetup.py) in place of the host's root, so the firmware sees only the
@@ -25,6 +26,11 @@ import esp32
 import machine  # noqa: F401  (loaded now: a built-in module on a board)
 import network  # noqa: F401
 import vfs
+
+try:
+    import ssl  # noqa: F401  (frozen on a board; tools/runtime_shims gives it to builds lacking it)
+except ImportError:
+    pass
 
 _INITIAL_BOOT_PY = """\
 # This file is executed on every boot (including wake-boot from deepsleep)
@@ -84,6 +90,11 @@ def _run(name, namespace):
 
 
 def main():
+    import micropython
+
+    # Ctrl-C (SIGINT from the bridge) raises KeyboardInterrupt, as a board's UART does; some
+    # builds leave the handler unset for `-m` modules, and SIGINT would then kill the board
+    micropython.kbd_intr(3)
     budget = int(sys.argv[1])
     console = None
     if sys.argv[2:] == ["repl"]:
