@@ -1,6 +1,7 @@
 # End-to-end rig for the cloud tests, on both runtimes: a board on the esp32 shim running 1.0.0,
 # a cloud emulator (tools/emu, started by netfixtures) serving a 2.0.0 image as the pending
-# update, and the agent's own pieces wired as the app wires them: fota.http.Client, the cloud
+# update, and the agent's own pieces wired as the app wires them: fota.transport.http.Client, the
+# cloud
 # client, the Downloader with the ESP32 slot, the Updater with its Store. reboot() runs the
 # emulated bootloader and attaches the shim to the slot it chose, as a reset would.
 
@@ -13,12 +14,12 @@ import esp32
 import espidf
 from dual import new_board, rmtree
 from fakeclock import FakeClock
-from fota.download import Downloader
-from fota.esp32slot import Esp32Slot
-from fota.http import Client
-from fota.journal import Journal
-from fota.store import Store
-from fota.update import Updater
+from fota.core.download import Downloader
+from fota.core.journal import Journal
+from fota.core.store import Store
+from fota.core.update import Updater
+from fota.slots.esp32slot import Esp32Slot
+from fota.transport.http import Client
 
 _counter = [0]
 
@@ -134,10 +135,10 @@ class Rig:
         return Updater(self.cloud, dl, self.store, self._update_event)
 
     def mcu_updater(self, capacity=262144, **options):
-        """An Updater whose downloader is made per offer, as fota.app makes it: offers that
+        """An Updater whose downloader is made per offer, as fota.app.agent makes it: offers that
         need no reboot (an attached MCU's image) go to a FileSlot at <board>/mcu.bin, handed
-        to the hook of fota.fileslot.set_hook; the others to the ESP32 slot."""
-        from fota.fileslot import FileSlot
+        to the hook of fota.slots.fileslot.set_hook; the others to the ESP32 slot."""
+        from fota.slots.fileslot import FileSlot
 
         self._job = None
         opts = dict(self.options)

@@ -14,7 +14,7 @@
 
 import os
 
-from fota.http import Client
+from fota.transport.http import Client
 
 _LIMIT = 4 * 1024 * 1024  # logs of a whole OTA with their headers exceed the default 4096
 

@@ -1,9 +1,10 @@
-# An in-memory stand-in for fota.http's client, serving one file with HTTP Range semantics.
+# An in-memory stand-in for fota.transport.http's client, serving one file with HTTP Range
+# semantics.
 #
 # For the download engine's tests on both runtimes: deterministic, no sockets, and every
 # misbehaviour a real server shows on demand. The same engine also runs against nginx and the
 # fault-injecting server through the real client (test_download_http.py). get_range() and the
-# response have the attributes the engine reads from fota.http: status, content_length,
+# response have the attributes the engine reads from fota.transport.http: status, content_length,
 # range_start, range_end, range_total, readinto(buf), close().
 
 _DROP = 1

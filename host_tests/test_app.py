@@ -1,11 +1,12 @@
-# The device app's poll loop (fota.app.App.run_forever) when the heap runs short, on both
+# The device app's poll loop (fota.app.agent.App.run_forever) when the heap runs short, on both
 # runtimes: a MemoryError in the check or in the settlement after a reboot is an error event and a
 # backoff, never the end of the agent, and the settlement runs again before anything is polled.
 
 from dual import rmtree, tmpdir
 from fakeclock import FakeClock
-from fota import config, errors
-from fota.app import App
+from fota.app import config
+from fota.app.agent import App
+from fota.core import errors
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"

@@ -5,8 +5,8 @@ import binascii
 import hashlib
 
 from dual import raises
-from fota import errors, hmac
 from fota.clouds import base, onenet, sagoo
+from fota.core import errors, hmac
 
 RUN_ON_MICROPYTHON = True
 
@@ -117,8 +117,8 @@ def test_quote_encodes_everything_but_unreserved():
 
 
 def test_pure_python_md5_hmac_matches_hashlib():
-    # ports without hashlib.md5 sign with fota.md5: same HMAC, compared on this runtime
-    from fota.md5 import md5
+    # ports without hashlib.md5 sign with fota.core.md5: same HMAC, compared on this runtime
+    from fota.core.md5 import md5
 
     key = b"k" * 70
     inner = md5(bytes(b ^ 0x36 for b in hashlib.md5(key).digest() + b"\x00" * 48))

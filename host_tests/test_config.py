@@ -1,8 +1,8 @@
 # /ota.json validation: every error names the key; defaults fill the rest; secrets are redacted.
 
 from dual import raises, rmtree, tmpdir
-from fota import config, events
-from fota.errors import ConfigError
+from fota.app import config, events
+from fota.core.errors import ConfigError
 
 RUN_ON_MICROPYTHON = True
 

@@ -1,9 +1,9 @@
 # Version comparison, the offer's key, and the journal's crash-safe writes.
 
 from dual import rmtree, tmpdir
-from fota.journal import Journal
-from fota.offer import Offer
-from fota.version import compare
+from fota.core.journal import Journal
+from fota.core.offer import Offer
+from fota.core.version import compare
 
 RUN_ON_MICROPYTHON = True
 
@@ -100,7 +100,7 @@ def test_journal_stays_small_and_reads_the_old_single_record_form():
             j.save("k", 10**7, i * 4096)
         assert _size(path) < 64 * 22 + 200  # the head is rewritten every 64 records
         assert Journal(path).load("k", 10**7) == 199 * 4096
-        from fota.journal import _fingerprint
+        from fota.core.journal import _fingerprint
 
         with open(path, "w") as f:  # what earlier versions wrote: one JSON object
             f.write('{"id": "%s", "size": 100, "offset": 40}' % _fingerprint("k"))

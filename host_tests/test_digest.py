@@ -1,4 +1,5 @@
-# fota.md5 (RFC 1321) and fota.digest: offer validation, incremental hashing, verification,
+# fota.core.md5 (RFC 1321) and fota.core.digest: offer validation, incremental hashing,
+# verification,
 # hashing a slot back from flash, and the no-allocation promise of Digests.update().
 
 import binascii
@@ -8,10 +9,10 @@ import hashlib
 import esp32
 import micropython
 from dual import is_micropython, new_board, raises, rmtree
-from fota import digest
-from fota.digest import Digests, hash_slot
-from fota.errors import FlashError, ProtocolError, VerifyError
-from fota.md5 import md5
+from fota.core import digest
+from fota.core.digest import Digests, hash_slot
+from fota.core.errors import FlashError, ProtocolError, VerifyError
+from fota.core.md5 import md5
 
 RUN_ON_MICROPYTHON = True
 
@@ -46,7 +47,7 @@ def _sha256_hex(data):
     return _hex(hashlib.sha256(data).digest())
 
 
-# --- fota.md5 ----------------------------------------------------------------------------------
+# --- fota.core.md5 --------------------------------------------------------------------------------
 
 
 def test_md5_rfc1321_test_suite():

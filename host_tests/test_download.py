@@ -10,11 +10,11 @@ import espidf
 from dual import is_micropython, new_board, raises, rmtree
 from fakeclock import FakeClock
 from fakehttp import FakeClient, FakeResponse
-from fota import errors
-from fota.download import Downloader
-from fota.esp32slot import Esp32Slot
-from fota.journal import Journal
-from fota.offer import Offer
+from fota.core import errors
+from fota.core.download import Downloader
+from fota.core.journal import Journal
+from fota.core.offer import Offer
+from fota.slots.esp32slot import Esp32Slot
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"
@@ -436,7 +436,8 @@ def test_offer_headers_and_inspect_hook_stop_the_download_before_a_write():
 
 
 class DirectResponse(FakeResponse):
-    """A response with fota.http's fast path: direct() hands out a reader that, like a blocking
+    """A response with fota.transport.http's fast path: direct() hands out a reader that, like a
+    blocking
     socket, must never be asked for more than the body holds; taken() and failed() record."""
 
     def __init__(self, *args):
@@ -612,7 +613,7 @@ def test_power_cut_resume_checks_the_image_hash_over_every_byte():
 
 
 def test_a_file_slot_is_closed_when_its_download_fails_and_resumes_later():
-    from fota import fileslot
+    from fota.slots import fileslot
 
     rig = Rig(size=30000)
     try:

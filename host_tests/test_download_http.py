@@ -10,12 +10,12 @@ import esp32
 import espidf
 from dual import new_board, raises, rmtree
 from fakeclock import FakeClock
-from fota import errors
-from fota.download import Downloader
-from fota.esp32slot import Esp32Slot
-from fota.http import Client
-from fota.journal import Journal
-from fota.offer import Offer
+from fota.core import errors
+from fota.core.download import Downloader
+from fota.core.journal import Journal
+from fota.core.offer import Offer
+from fota.slots.esp32slot import Esp32Slot
+from fota.transport.http import Client
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"

@@ -7,9 +7,9 @@ import json
 import e2e
 import emuctl
 from dual import raises
-from fota import errors
 from fota.clouds import aliyun
 from fota.clouds.aliyun import Aliyun
+from fota.core import errors
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"

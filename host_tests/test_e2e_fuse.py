@@ -4,8 +4,8 @@
 import e2e
 import emuctl
 from dual import raises
-from fota import errors
 from fota.clouds.onenet_fuse import OneNetFuse
+from fota.core import errors
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"

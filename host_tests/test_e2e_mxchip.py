@@ -1,5 +1,6 @@
 # MXCHIP FOG end to end, on both runtimes: the agent's MXCHIP client, engine, ESP32 slot and MCU
-# file slot (fota.fileslot) against the MXCHIP emulator (tools/emu/mxchip.py), as the cloud saw
+# file slot (fota.slots.fileslot) against the MXCHIP emulator (tools/emu/mxchip.py), as the cloud
+# saw
 # it: the wifi file (this board's firmware) with a reboot, the mcu file through the
 # application's hook without one, and the version PUT that is the seed's only success report.
 
@@ -9,8 +10,9 @@ import e2e
 import emuctl
 import esp32
 from dual import raises
-from fota import errors, fileslot
 from fota.clouds.mxchip import Mxchip
+from fota.core import errors
+from fota.slots import fileslot
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"

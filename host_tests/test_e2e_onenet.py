@@ -5,8 +5,8 @@
 import e2e
 import emuctl
 from dual import raises
-from fota import errors
 from fota.clouds.onenet import OneNet
+from fota.core import errors
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"

@@ -1,7 +1,7 @@
 # The error hierarchy that every cloud's failure codes are mapped from.
 
 from dual import raises
-from fota import errors
+from fota.core import errors
 
 RUN_ON_MICROPYTHON = True
 

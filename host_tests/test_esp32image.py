@@ -1,4 +1,4 @@
-# fota.esp32image: the agent's own check of an ESP32 app image in a slot, with the reason.
+# fota.slots.esp32image: the agent's own check of an ESP32 app image in a slot, with the reason.
 #
 # Images come from espidf.make_app_image (esptool parses them); broken ones are made by editing
 # bytes of a valid one, re-computing the appended SHA-256 where only one fault is wanted. With
@@ -12,8 +12,8 @@ import struct
 import esp32
 import espidf
 from dual import new_board, raises, rmtree
-from fota.errors import FlashError, VerifyError
-from fota.esp32image import app_version, check
+from fota.core.errors import FlashError, VerifyError
+from fota.slots.esp32image import app_version, check
 
 RUN_ON_MICROPYTHON = True
 

@@ -1,4 +1,5 @@
-# The transport layer (fota.http, the modules it imports on first use, fota.url) against real
+# The transport layer (fota.transport.http, the modules it imports on first use,
+# fota.transport.url) against real
 # servers: nginx, plain and TLS, and the fault-injecting server of netfixtures.py, on CPython and
 # on the MicroPython unix port.
 #
@@ -16,9 +17,9 @@ import time
 
 import micropython
 from dual import raises
-from fota import http, url
-from fota.errors import ConfigError, DownloadError, NoMemoryError, ProtocolError, TimeoutError
-from fota.http_redirect import resolve
+from fota.core.errors import ConfigError, DownloadError, NoMemoryError, ProtocolError, TimeoutError
+from fota.transport import http, url
+from fota.transport.redirect import resolve
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "256k"

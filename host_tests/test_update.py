@@ -1,4 +1,4 @@
-# The update cycle (fota.update) with a scripted cloud and the in-memory Range server, on the
+# The update cycle (fota.core.update) with a scripted cloud and the in-memory Range server, on the
 # esp32 shim: policies, the report owed to the cloud across failures and reboots, the task given
 # up, and the settlement after the reboot (confirm, rollback, cut download).
 
@@ -10,13 +10,13 @@ import espidf
 from dual import new_board, rmtree
 from fakeclock import FakeClock
 from fakehttp import FakeClient
-from fota import errors
-from fota.download import Downloader
-from fota.esp32slot import Esp32Slot
-from fota.journal import Journal
-from fota.offer import Offer
-from fota.store import Store
-from fota.update import Updater
+from fota.core import errors
+from fota.core.download import Downloader
+from fota.core.journal import Journal
+from fota.core.offer import Offer
+from fota.core.store import Store
+from fota.core.update import Updater
+from fota.slots.esp32slot import Esp32Slot
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"

@@ -176,7 +176,7 @@ def test_create_then_inspect_shows_ota0_booted_with_the_version_and_the_files(ma
     assert info["otadata"][1]["seq"] is None
     files = {f["path"]: f["size"] for f in info["vfs"]["files"]}
     assert files["/data/x.bin"] == 5000 and "/ota.json" in files and "/main.py" in files
-    assert "/lib/fota/download.mpy" in files  # the agent ships compiled
+    assert "/lib/fota/core/download.mpy" in files  # the agent ships compiled
     board_json = json.loads(fsimage.read_file(_vfs(board), "/board.json"))
     assert board_json["name"] == "virtual" and board_json["heap"]
     # The flash is ESP-IDF's: the partition table and otadata read back with the shim's parser.
@@ -399,7 +399,7 @@ def test_fsimage_is_flashable_at_the_vfs_offset_and_boots(make_board, tmp_path):
     data = image.read_bytes()
     assert len(data) == 0xF0000
     files = dict(fsimage.listing(data))  # littlefs-python reads it back
-    assert files["/ota.json"] == len(cfg.read_bytes()) and "/lib/fota/app.mpy" in files
+    assert files["/ota.json"] == len(cfg.read_bytes()) and "/lib/fota/ota.mpy" in files
     board = make_board("", board="esp32")  # an esp32 board, its vfs replaced by the image
     assert vboard("write-flash", board, "0x310000", image).returncode == 0
     events = boot(board)
@@ -407,7 +407,7 @@ def test_fsimage_is_flashable_at_the_vfs_offset_and_boots(make_board, tmp_path):
 
 
 def test_the_example_config_passes_the_agents_validation():
-    from fota import config
+    from fota.app import config
 
     cfg = config.validate(json.loads((TOOLS / "ota.example.json").read_text()))
     assert cfg["cloud"] == "onenet"

@@ -69,8 +69,9 @@ def _prepare(work: Path):
     # The agent from .mpy as on a device; the esp32 stand-ins (C modules on a device) and the
     # bench script compiled too, so that compiling source does not count against the heap.
     mpy = work / "mpy"
-    for src in sorted((ROOT / "firmware" / "fota").glob("*.py")):
-        _compile(src, mpy / "agent", "fota/" + src.stem)
+    package = ROOT / "firmware"
+    for src in sorted((package / "fota").rglob("*.py")):
+        _compile(src, mpy / "agent", str(src.relative_to(package).with_suffix("")))
     _compile(ROOT / "tools" / "bench_device.py", mpy / "agent", "bench_device")
     _compile(ROOT / "tools" / "bench_rt" / "esp32.py", mpy / "lean", "esp32")
     for src in sorted((ROOT / "host_tests" / "shims").glob("*.py")):

@@ -94,11 +94,11 @@ def minimal(url, size, chunk, part, sha=False):
 def engine(url, size, md5, chunk, workdir, flags, memory):
     gc.collect()
     loaded = gc.mem_alloc()
-    from fota.download import Downloader
-    from fota.esp32slot import Esp32Slot
-    from fota.http import Client
-    from fota.journal import Journal
-    from fota.offer import Offer
+    from fota.core.download import Downloader
+    from fota.core.journal import Journal
+    from fota.core.offer import Offer
+    from fota.slots.esp32slot import Esp32Slot
+    from fota.transport.http import Client
 
     gc.collect()
     memory[1] = gc.mem_alloc() - loaded  # the agent's modules, resident

@@ -42,8 +42,8 @@ class DeployError(Exception):
 
 
 def _check_config(path):
-    from fota import config
-    from fota.errors import ConfigError
+    from fota.app import config
+    from fota.core.errors import ConfigError
 
     raw = fsimage.read_config(path)
     try:

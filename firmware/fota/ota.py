@@ -10,19 +10,20 @@
 # Every function prints its events and returns a plain value; errors are printed as one line
 # ({"event": "error", ...}) and the function returns None, so a session never ends in a traceback.
 
-from fota import errors, events
+from fota.app import events
+from fota.core import errors
 
 
 def _app(path="/ota.json", root="/"):
-    from fota import config
-    from fota.app import App
-    from fota.esp32board import Board, profile
+    from fota.app import config
+    from fota.app.agent import App
+    from fota.slots.esp32board import Board, profile
 
     return App(config.load(path), Board(profile(root + "board.json")), root=root)
 
 
 def _board(root="/"):
-    from fota.esp32board import Board, profile
+    from fota.slots.esp32board import Board, profile
 
     return Board(profile(root + "board.json"))
 
@@ -42,7 +43,7 @@ def _guard(fn):
 def status(root="/"):
     import esp32
 
-    from fota.store import Store
+    from fota.core.store import Store
 
     board = _board(root)
     state = Store(root + "fota.state").load()
@@ -77,12 +78,12 @@ def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_h
            chunk=4096, root="/"):  # fmt: skip
     """Download url into the other slot, verify it (md5 and/or sha256 required) and make it the
     boot slot. Reset to run it; the next boot confirms it like a cloud update. -> the version."""
-    from fota.download import Downloader
-    from fota.http import Client
-    from fota.journal import Journal
-    from fota.offer import Offer, probe_size
-    from fota.store import Store
-    from fota.update import Updater
+    from fota.core.download import Downloader
+    from fota.core.journal import Journal
+    from fota.core.offer import Offer, probe_size
+    from fota.core.store import Store
+    from fota.core.update import Updater
+    from fota.transport.http import Client
 
     board = _board(root)
     cafile = None
@@ -95,7 +96,7 @@ def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_h
     offer = Offer(url, size, md5=md5, sha256=sha256, version=version)
     import time
 
-    dl = Downloader(client, board.slot(), Journal(root + "fota.journal"), time, chunk=chunk,
+    dl = Downloader(client, board.slot(), Journal(root + "fota.core.journal"), time, chunk=chunk,
                     on_event=events.emit)  # fmt: skip
     updater = Updater(None, dl, Store(root + "fota.state"), events.emit, allow_downgrade=True)
     result = updater.install(offer, board.running_version())

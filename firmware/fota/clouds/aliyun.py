@@ -11,10 +11,10 @@
 # call); 40000 (rate limit) is a retryable error for the poll loop's backoff. Success of an
 # update is only ever decided by an inform of the target version.
 
-from fota import errors
 from fota.clouds.base import call, describe, unix_time
 from fota.clouds.sagoo import step_for
-from fota.offer import Offer
+from fota.core import errors
+from fota.core.offer import Offer
 
 _TOKEN_LIFE_S = 48 * 3600  # the seed: "token可以缓存到本地，有效期48小时"
 _MAX_BODY = 128 * 1024  # the seed: 上行接口传输的数据大小限制为128k
@@ -26,7 +26,7 @@ _CLOCK_SET = 1577836800  # 2020-01-01: a clock before that was never set (no NTP
 
 def sign(secret, fields, method="hmacsha1"):
     """The /auth sign over fields (dict of the signed parameters), lowercase hex."""
-    from fota import hmac
+    from fota.core import hmac
 
     if method not in ("hmacsha1", "hmacmd5"):
         raise errors.ConfigError("aliyun.sign_method must be hmacsha1 or hmacmd5")

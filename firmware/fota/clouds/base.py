@@ -1,8 +1,8 @@
 # What every cloud module shares: URL-encoding, Unix time from the device clock, JSON calls with
 # their errors translated, and the one-line description of a failure for a report.
 #
-# A cloud module turns its API into an Offer (fota.offer) and the agent's events into reports.
-# Its interface, used by fota.update:
+# A cloud module turns its API into an Offer (fota.core.offer) and the agent's events into reports.
+# Its interface, used by fota.core.update:
 #   check(version) -> Offer or None     ask for an update; offer.job is a small JSON-able dict
 #   start(offer)                        anything the cloud wants before the download (may raise)
 #   progress(job, percent)              a download percentage, 0..99
@@ -12,7 +12,7 @@
 #   report_version(version)             tell the cloud what runs now (at boot)
 # Nothing here runs in the download loop.
 
-from fota import errors
+from fota.core import errors
 
 _SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 _EPOCH_2000 = 946684800  # seconds from 1970-01-01 to 2000-01-01 (ports with the 2000 epoch)
@@ -49,8 +49,8 @@ def unix_time(clock):
 def call(client, method, url, headers=None, json=None, limit=4096):
     """One API request -> (HTTP status, decoded JSON object).
 
-    Raises DownloadError/TimeoutError for the network (from fota.http), ProtocolError when the
-    answer is not a JSON object."""
+    Raises DownloadError/TimeoutError for the network (from the transport), ProtocolError
+    when the answer is not a JSON object."""
     resp = client.request(method, url, headers=headers, json=json)
     status = resp.status
     if status >= 500:

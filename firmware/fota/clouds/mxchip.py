@@ -7,8 +7,9 @@
 #
 # ota_type 1 ("wifi") is this board's own firmware: it goes to the firmware slot and reboots.
 # ota_type 0 ("mcu") is for a microcontroller attached to the board: it goes to a file and the
-# application's hook (fota.fileslot), no reboot. When both come at once the MCU file goes first
-# (no reboot in between); the firmware follows at the next check. After the MCU file failed, the
+# application's hook (fota.slots.fileslot), no reboot. When both come at once the MCU file goes
+# first (no reboot in between); the firmware follows at the next check. After the MCU file failed,
+# the
 # firmware goes first instead, so a refused MCU image cannot hold the firmware back forever. The
 # files carry no size: a one-byte Range probe gives it before anything is written. The seed has
 # no failure report: a failure is an event on the device, and the version is simply not reported.
@@ -16,9 +17,9 @@
 # The state file keeps {"version": the MCU's version once an update changed it, "failed": the key
 # of the MCU file that failed last}.
 
-from fota import errors
 from fota.clouds.base import call, query
-from fota.offer import Offer
+from fota.core import errors
+from fota.core.offer import Offer
 
 _OK = 0
 _WIFI = 1

@@ -12,9 +12,9 @@
 
 import binascii
 
-from fota import errors
 from fota.clouds.base import DOWNLOAD_STAGE, call, quote, unix_time
-from fota.offer import Offer
+from fota.core import errors
+from fota.core.offer import Offer
 
 # check errno (protocols.md 2.2)
 _OK = 0
@@ -53,7 +53,7 @@ def token(key, res, et, method="sha1", version="2018-10-31"):
     """The Authorization header value (protocols.md 2.1).
 
     key: the access key as base64 text; res: e.g. "products/123"; et: expiry, Unix seconds."""
-    from fota import hmac
+    from fota.core import hmac
 
     try:
         secret = binascii.a2b_base64(key)

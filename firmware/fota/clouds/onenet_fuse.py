@@ -9,10 +9,10 @@
 #  - "no task" has no agreed code (11, 1178, 12012 are all seen): any non-zero code without
 #    data.tid is "no update", logged with its code.
 
-from fota import errors
 from fota.clouds.base import call, quote
 from fota.clouds.onenet import Signer, code_for
-from fota.offer import Offer
+from fota.core import errors
+from fota.core.offer import Offer
 
 _OK = 0
 _FINISHED = 20  # {"code":20,"msg":"task finish"}

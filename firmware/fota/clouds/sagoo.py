@@ -10,9 +10,9 @@
 # failed, "-4" flash write failed; every report echoes the batch `strategy` from extData. Over
 # HTTP there is no version report: the next get_ota_info carries the running version.
 
-from fota import errors
 from fota.clouds.base import DOWNLOAD_STAGE, call, describe, query, unix_time
-from fota.offer import Offer
+from fota.core import errors
+from fota.core.offer import Offer
 
 _PREFIX = "/base-api/openapi/v1/ota/"
 _STEPS = (
@@ -30,7 +30,7 @@ _UPGRADE_FAILED = "-1"
 
 def sign(ak, sk, t):
     """The AK/SK signature: lowercase hex HMAC-SHA256(sk, "ak=<ak>&time=<t>")."""
-    from fota import hmac
+    from fota.core import hmac
 
     return hmac.hexdigest("sha256", sk, "ak=%s&time=%d" % (ak, t))
 

@@ -8,7 +8,7 @@
 
 from micropython import const
 
-from fota import errors
+from fota.core import errors
 
 _BLOCK = const(4096)
 _hook = [None]
@@ -37,7 +37,7 @@ class FileSlot:
                 % (size, self.capacity, self.path)
             )
         if _hook[0] is None:
-            raise errors.ConfigError("no MCU hook registered (fota.fileslot.set_hook)")
+            raise errors.ConfigError("no MCU hook registered (fota.slots.fileslot.set_hook)")
         self.size = size
         try:
             self._f = open(self.path, "r+b")  # keep what a resumed download already wrote

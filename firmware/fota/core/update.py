@@ -1,7 +1,8 @@
 # The update cycle: check -> policy -> start -> download, verify, activate -> report, and after
 # the reboot: confirm and report success, or report the bootloader's rollback.
 #
-# Core: gets the cloud (fota.clouds.*), the engine (fota.download.Downloader) and a Store passed
+# Core: gets the cloud (fota.clouds.*), the engine (fota.core.download.Downloader) and a Store
+# passed
 # in; imports no hardware and no cloud module. State that must survive the reboot lives in the
 # store:
 #   "pending"  {"job", "target", "from", "key", "activated"}: an update in flight
@@ -13,9 +14,9 @@
 # Events go to on_event(kind, info): offer, no_update, skipped, start, progress, retry, resume,
 # verified, activated, failed, confirmed, rolled_back, reported, report_failed.
 
-from fota import errors
 from fota.clouds.base import DOWNLOAD_STAGE, UPGRADE_STAGE
-from fota.version import compare
+from fota.core import errors
+from fota.core.version import compare
 
 
 class Updater:
@@ -114,7 +115,7 @@ class Updater:
             if not hasattr(dl, "run"):
                 dl = dl(offer)
             if offer.size is None:  # the cloud gives none (Sagoo, MXCHIP): ask the server
-                from fota.offer import probe_size
+                from fota.core.offer import probe_size
 
                 offer.size = probe_size(dl.client, offer.url, offer.headers)
             result = dl.run(offer)

@@ -1,4 +1,5 @@
-# Chunked response bodies for fota.http, imported on the first chunked answer (style.md rule 7):
+# Chunked response bodies for fota.transport.http, imported on the first chunked answer (style.md
+# rule 7):
 # downloads come with Content-Length; some cloud APIs answer chunked.
 #
 # next_chunk() reads, in place in the client's head buffer, the CRLF that ends a chunk, the next
@@ -8,8 +9,8 @@
 
 from micropython import const
 
-from fota.errors import ProtocolError
-from fota.http import _num
+from fota.core.errors import ProtocolError
+from fota.transport.http import _num
 
 _MAX_TRAILERS = const(32)
 

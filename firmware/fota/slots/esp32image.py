@@ -12,7 +12,7 @@
 # scratch buffer (>= 4096 bytes); a failed read is a FlashError, a bad image a VerifyError.
 #
 # The appended SHA-256 covers the image up to the checksum line. The download engine hashes that
-# prefix while it streams (fota.digest, prefix=), so check() normally reads back only the few
+# prefix while it streams (fota.core.digest, prefix=), so check() normally reads back only the few
 # bytes between the end of the streamed prefix and the hash; without it (or when the image is
 # shorter than the prefix streamed) it re-reads the slot from the start.
 
@@ -22,8 +22,8 @@ import struct
 
 from micropython import const
 
-from fota.digest import hash_slot
-from fota.errors import FlashError, VerifyError
+from fota.core.digest import hash_slot
+from fota.core.errors import FlashError, VerifyError
 
 _BLOCK = const(4096)
 _IMAGE_MAGIC = const(0xE9)

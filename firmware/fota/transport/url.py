@@ -1,11 +1,12 @@
-# URL handling for fota.http: split absolute http(s) URLs (fota.http_redirect resolves a redirect's
+# URL handling for fota.transport.http: split absolute http(s) URLs (fota.transport.redirect
+# resolves a redirect's
 # Location, on the first redirect only).
 #
 # Runs once per new URL (the client caches the split of the last one), so it may allocate a few
 # small strings. Raises ConfigError for a URL the client cannot use; the client turns that into
 # ProtocolError when the URL came from a server's Location header.
 
-from fota.errors import ConfigError
+from fota.core.errors import ConfigError
 
 
 def _authority_end(url, start):

@@ -7,7 +7,8 @@
 
 from micropython import const
 
-from fota import errors, esp32image
+from fota.core import errors
+from fota.slots import esp32image
 
 BLOCK = const(4096)
 _ESP_ERR_OTA_VALIDATE_FAILED = const(-0x1503)  # errno of the OSError set_boot raises
@@ -68,7 +69,7 @@ class Esp32Slot:
 
     def sha_prefix(self, size):
         """How many leading bytes of an image of `size` bytes validate() can take as a streamed
-        SHA-256 (fota.digest's prefix=): the appended hash covers all but its own 32 bytes."""
+        SHA-256 (fota.core.digest's prefix=): the appended hash covers all but its own 32 bytes."""
         return size - 32
 
     def validate(self, size, scratch, sha=True, prefix=None):
@@ -76,7 +77,7 @@ class Esp32Slot:
 
         sha=False leaves the appended SHA-256 to set_boot(), which ESP-IDF checks anyway.
         prefix: (SHA-256 object, n) of the image's first n bytes, hashed during the download, so
-        that the check reads back only the rest of the hashed part (see fota.esp32image)."""
+        that the check reads back only the rest of the hashed part (see fota.slots.esp32image)."""
         try:
             return esp32image.check(self.part, size, self.chip_id, scratch, sha, prefix)
         except OSError as exc:

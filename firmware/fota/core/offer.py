@@ -3,7 +3,7 @@
 # Cloud modules build an Offer from their API's answer; the engine only reads it. check() runs
 # before anything is erased: a malformed offer is refused while the slot is still untouched.
 
-from fota import errors
+from fota.core import errors
 
 _SCHEMES = ("http://", "https://")
 

@@ -14,7 +14,8 @@
 # The steady-state loop (_pump) allocates nothing: no slicing, formatting or containers in it,
 # only int arithmetic, readinto, hash update and writeblocks. Everything that allocates (requests,
 # odd-sized reads, journal, progress) happens between pumps. Tests run _pump under
-# micropython.heap_lock() (lock_heap=True) to prove it. With fota.http on MicroPython the pump
+# micropython.heap_lock() (lock_heap=True) to prove it. With fota.transport.http on MicroPython the
+# pump
 # reads with the socket's own readinto (Response.direct()), bounded by the body's length, and
 # writes with the partition's own writeblocks (slot.writer()), so a chunk costs no Python call
 # of the agent's on the way in or out; other clients' responses are read with readinto().
@@ -29,9 +30,9 @@
 
 from micropython import const
 
-from fota import errors
-from fota.digest import Digests, hash_slot
-from fota.version import compare
+from fota.core import errors
+from fota.core.digest import Digests, hash_slot
+from fota.core.version import compare
 
 _BLOCK = const(4096)
 
@@ -56,7 +57,8 @@ def _round_up(n, to):
 class Downloader:
     """Streams offers into a slot. One instance per download; buffers are made once, here.
 
-    client: fota.http client (get_range); slot: an Esp32Slot-like sink; journal: fota.journal;
+    client: fota.transport.http client (get_range); slot: an Esp32Slot-like sink; journal:
+    fota.core.journal;
     clock: anything with ticks_ms/ticks_diff/sleep_ms (the `time` module on a device);
     on_event(kind, info): called with "resume", "progress", "retry", "verified", never while a
     response body is half read (so the listener may use the same client).
@@ -316,7 +318,9 @@ class Downloader:
         except MemoryError:
             raise errors.NoMemoryError("out of memory during the download") from None
         finally:
-            close = getattr(self._slot, "close", None)  # a slot holding a file (fota.fileslot)
+            close = getattr(
+                self._slot, "close", None
+            )  # a slot holding a file (fota.slots.fileslot)
             if close is not None:
                 close()
 

@@ -4,7 +4,7 @@
 # (ProtocolError naming the field). update(buf) runs in the per-chunk loop and, with hashlib's
 # own objects, allocates nothing. Hash state cannot be saved across a reboot, so a resumed
 # download re-hashes the part already in flash with hash_slot() and then goes on with update().
-# Ports whose hashlib lacks md5 get fota.md5 (pure Python, slow, allocates on 32-bit ports).
+# Ports whose hashlib lacks md5 get fota.core.md5 (pure Python, slow, allocates on 32-bit ports).
 #
 # prefix=N also keeps a SHA-256 of the first bytes fed, in whole updates, up to N bytes: the slot's
 # image check uses it (an ESP32 image's appended SHA-256 covers everything before its last 32
@@ -15,7 +15,7 @@ import hashlib
 
 from micropython import const
 
-from fota.errors import FlashError, ProtocolError, VerifyError
+from fota.core.errors import FlashError, ProtocolError, VerifyError
 
 _BLOCK = const(4096)
 _HEX = "0123456789abcdef"
@@ -40,7 +40,7 @@ def _new_md5():
     try:
         return hashlib.md5()
     except AttributeError:  # this port's hashlib has no md5
-        from fota.md5 import md5
+        from fota.core.md5 import md5
 
         return md5()
 

@@ -1,4 +1,4 @@
-# Redirects for fota.http, imported on the first 3xx with a Location (style.md rule 7).
+# Redirects for fota.transport.http, imported on the first 3xx with a Location (style.md rule 7).
 #
 # follow() reads a short redirect body to keep the connection, resolves the Location against the
 # URL asked for (resolve()), turns a 303 into a GET, and drops Authorization when the next request
@@ -7,8 +7,8 @@
 
 from micropython import const
 
-from fota import url as _url
-from fota.errors import ConfigError, ProtocolError
+from fota.core.errors import ConfigError, ProtocolError
+from fota.transport import url as _url
 
 _DRAIN = const(1024)  # redirect bodies up to this size are read to keep the connection
 

@@ -1,10 +1,11 @@
-# Small whole bodies for fota.http (cloud API answers, redirect bodies), imported on first use:
+# Small whole bodies for fota.transport.http (cloud API answers, redirect bodies), imported on
+# first use:
 # the download streams its body with readinto() and never needs this (style.md rule 7).
 #
 # Both read through Response.readinto and allocate the result; a body over `limit` bytes is a
 # ProtocolError (and the connection is closed), so no server can exhaust RAM.
 
-from fota.errors import ProtocolError
+from fota.core.errors import ProtocolError
 
 
 def body(resp, limit):

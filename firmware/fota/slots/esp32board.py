@@ -2,7 +2,7 @@
 # (running version, slots, confirm/rollback, reset, Wi-Fi). The profile comes from /board.json
 # (written by `make deploy`, `make fsimage` or the virtual board); defaults fit a plain ESP32.
 
-from fota import errors
+from fota.core import errors
 
 _DEFAULTS = {"name": "esp32", "chip": "esp32", "chunk": 4096}
 
@@ -27,7 +27,7 @@ class Board:
         self.chip = prof.get("chip", "esp32")
 
     def slot(self):
-        from fota.esp32slot import Esp32Slot
+        from fota.slots.esp32slot import Esp32Slot
 
         return Esp32Slot(self.chip)
 
@@ -40,7 +40,7 @@ class Board:
         """The version in the running image's app descriptor."""
         import esp32
 
-        from fota.esp32image import app_version
+        from fota.slots.esp32image import app_version
 
         return app_version(esp32.Partition(esp32.Partition.RUNNING), bytearray(4096))
 

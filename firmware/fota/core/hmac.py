@@ -1,11 +1,12 @@
 # HMAC (RFC 2104) on hashlib, for the clouds' request signatures.
 #
-# ESP32 MicroPython ships no `hmac` module, and some ports' hashlib lack md5 (fota.md5 stands in).
+# ESP32 MicroPython ships no `hmac` module, and some ports' hashlib lack md5 (fota.core.md5 stands
+# in).
 # Runs a few times per cloud request, never in the download loop; allocates a few small bytes.
 
 import hashlib
 
-from fota.errors import ConfigError
+from fota.core.errors import ConfigError
 
 _BLOCK = 64  # the block size of md5, sha1 and sha256
 
@@ -15,7 +16,7 @@ def _new(name):
         try:
             return hashlib.md5()
         except AttributeError:  # this port's hashlib has no md5
-            from fota.md5 import md5
+            from fota.core.md5 import md5
 
             return md5()
     if name == "sha1":

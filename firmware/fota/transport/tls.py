@@ -1,4 +1,4 @@
-# TLS for fota.http, imported on the first https connection (style.md rule 7).
+# TLS for fota.transport.http, imported on the first https connection (style.md rule 7).
 #
 # The context verifies the server's certificate against the configured CA (DER) and its host
 # name; MicroPython's SSLContext does not verify unless told to (toolchain-notes). Made once per
@@ -7,7 +7,7 @@
 
 import ssl
 
-from fota.errors import ConfigError, DownloadError
+from fota.core.errors import ConfigError, DownloadError
 
 
 def wrap(client, raw, host, port):

@@ -1,4 +1,4 @@
-# fota.http: the transport layer, a small HTTP/1.1 client over socket (+ ssl).
+# fota.transport.http: the transport layer, a small HTTP/1.1 client over socket (+ ssl).
 #
 # One Client holds one connection, kept alive to the last (scheme, host, port), and one Response
 # that every request reuses: a response is valid until the client's next request. Bodies are read
@@ -20,7 +20,7 @@
 # (length unknown) is read non-blocking with select.poll for the timeout, and bodies blocking
 # with settimeout. CPython's recv_into returns what arrived and needs no such switching.
 #
-# Errors (fota.errors), translated from OSError/ValueError/MemoryError here at the edge:
+# Errors (fota.core.errors), translated from OSError/ValueError/MemoryError here at the edge:
 # DownloadError (network, TLS verification, early end, too many redirects), TimeoutError,
 # ProtocolError (malformed answer), ConfigError (https without CA, http without allow_http, bad
 # URL or header), NoMemoryError. HTTP statuses are the caller's to judge; redirects are followed.
@@ -31,9 +31,9 @@ import socket
 
 from micropython import const
 
-from fota import url as _url
-from fota.errors import ConfigError, DownloadError, NoMemoryError, OTAError, ProtocolError
-from fota.errors import TimeoutError as FotaTimeout
+from fota.core.errors import ConfigError, DownloadError, NoMemoryError, OTAError, ProtocolError
+from fota.core.errors import TimeoutError as FotaTimeout
+from fota.transport import url as _url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for pyright only: sockets differ between ports, their stubs do not
@@ -97,7 +97,7 @@ class Response:
         want = len(buf)
         try:
             if mode == _CHUNKED and self._left == 0:
-                from fota.http_chunked import next_chunk
+                from fota.transport.chunked import next_chunk
 
                 if not next_chunk(client, self):
                     return 0
@@ -124,7 +124,7 @@ class Response:
                 client._finish(self)
         return n
 
-    # -- the download engine's fast path (fota.download): no Python call per chunk
+    # -- the download engine's fast path (fota.core.download): no Python call per chunk
 
     def direct(self):
         """The socket's own readinto(buf) -> n, when the rest of a Content-Length body can be
@@ -152,17 +152,17 @@ class Response:
         """The fota error for exc, raised by direct()'s reader; closes the connection."""
         return self._client._fail(exc, "body from")
 
-    # -- small bodies (fota.http_body, imported on first use)
+    # -- small bodies (fota.transport.body, imported on first use)
 
     def body(self, limit=4096):
         """The whole body as bytes; ProtocolError if it is longer than limit."""
-        from fota.http_body import body
+        from fota.transport.body import body
 
         return body(self, limit)
 
     def json(self, limit=4096):
         """The body parsed as JSON; ProtocolError if it is not JSON or longer than limit."""
-        from fota.http_body import json
+        from fota.transport.body import json
 
         return json(self, limit)
 
@@ -261,7 +261,7 @@ class Client:
                 if hops == self.max_redirects:
                     break
                 hops += 1
-                from fota.http_redirect import follow
+                from fota.transport.redirect import follow
 
                 method, url, headers, body, ctype = follow(resp, method, url, headers, body, ctype)
         except MemoryError:
@@ -341,7 +341,7 @@ class Client:
         self.connects += 1
         sock = raw
         if tls:
-            from fota.http_tls import wrap
+            from fota.transport.tls import wrap
 
             sock = wrap(self, raw, host, port)
         self._sock = sock

@@ -7,16 +7,17 @@
 # image; that boot confirms it (health check first) and reports success, or reports the
 # bootloader's rollback.
 
-from fota import errors, events
+from fota.app import events
+from fota.core import errors
 
 STATE = "fota.state"
-JOURNAL = "fota.journal"
+JOURNAL = "fota.core.journal"
 MCU_IMAGE = "mcu.bin"  # where an attached MCU's image is kept for the application's hook
 _BACKOFF_S = 30
 
 
 def make_cloud(cfg, client, clock, on_event=None):
-    from fota import config
+    from fota.app import config
 
     name = cfg["cloud"]
     section = config.section(cfg)
@@ -47,8 +48,8 @@ class App:
     def __init__(self, cfg, board, clock=None, root="/", emit=events.emit):
         if clock is None:
             import time as clock
-        from fota.http import Client
-        from fota.store import Store
+        from fota.core.store import Store
+        from fota.transport.http import Client
 
         self.cfg = cfg
         self.board = board
@@ -84,12 +85,12 @@ class App:
             self.emit(kind, info)
 
     def downloader(self, offer=None):
-        from fota.download import Downloader
-        from fota.journal import Journal
+        from fota.core.download import Downloader
+        from fota.core.journal import Journal
 
         cfg = self.cfg
         if offer is not None and not offer.reboot:
-            from fota.fileslot import FileSlot
+            from fota.slots.fileslot import FileSlot
 
             slot = FileSlot(self.root + MCU_IMAGE, cfg["mcu_max"], offer.version)
         else:
@@ -110,7 +111,7 @@ class App:
         )
 
     def updater(self):
-        from fota.update import Updater
+        from fota.core.update import Updater
 
         return Updater(
             self.cloud,
@@ -223,8 +224,8 @@ class App:
 
 def main(path="/ota.json", root="/"):
     """boot-time entry point (main.py): never raises, so the board keeps running its app."""
-    from fota import config
-    from fota.esp32board import Board, profile
+    from fota.app import config
+    from fota.slots.esp32board import Board, profile
 
     try:
         cfg = config.load(path)

@@ -4,7 +4,7 @@
 # in "poll_s" must not silently poll every hour). Only the chosen cloud's section is required;
 # the defaults below fill the rest. Runs once per boot; the tables are tuples to stay small.
 
-from fota.errors import ConfigError
+from fota.core.errors import ConfigError
 
 CLOUDS = ("onenet", "onenet-fuse", "sagoo", "aliyun", "mxchip")
 

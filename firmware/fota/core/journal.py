@@ -23,7 +23,7 @@ import os
 
 from micropython import const
 
-from fota import errors
+from fota.core import errors
 
 _REC = const(22)  # bytes of a commit record
 _CHECK = const(0x3FFFFFFF)
