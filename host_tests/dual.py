@@ -71,3 +71,13 @@ def new_board(name="esp32", version=None, tmp=None):
     espidf.make_board_flash(path, profile, version)
     esp32.attach(path, profile["chip"])
     return tmp, path
+
+
+def fails(reason, fn, *args, **kwargs):
+    """Call fn; return the OTAError it raised, after checking that its reason is `reason`."""
+    from fota.core.errors import OTAError
+
+    exc = raises(OTAError, fn, *args, **kwargs)
+    if exc.reason != reason:
+        raise AssertionError("%r: reason %s, expected %s" % (exc.message, exc.reason, reason))
+    return exc

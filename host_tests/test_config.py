@@ -1,8 +1,8 @@
 # /ota.json validation: every error names the key; defaults fill the rest; secrets are redacted.
 
-from dual import raises, rmtree, tmpdir
+from dual import fails, rmtree, tmpdir
 from fota.app import config, events
-from fota.core.errors import ConfigError
+from fota.core.errors import CONFIG
 
 RUN_ON_MICROPYTHON = True
 
@@ -25,7 +25,7 @@ def _with(**changes):
 
 
 def _error(raw):
-    return raises(ConfigError, config.validate, raw).message
+    return fails(CONFIG, config.validate, raw).message
 
 
 def test_valid_config_gets_defaults():
@@ -83,8 +83,8 @@ def test_load_reads_the_file_and_reports_bad_json():
         path = tmp + "/ota.json"
         with open(path, "w") as f:
             f.write('{"cloud": "onenet",')
-        assert "not valid JSON" in raises(ConfigError, config.load, path).message
-        assert "cannot read" in raises(ConfigError, config.load, tmp + "/none.json").message
+        assert "not valid JSON" in fails(CONFIG, config.load, path).message
+        assert "cannot read" in fails(CONFIG, config.load, tmp + "/none.json").message
         import json
 
         with open(path, "w") as f:

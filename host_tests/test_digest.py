@@ -8,10 +8,10 @@ import hashlib
 
 import esp32
 import micropython
-from dual import is_micropython, new_board, raises, rmtree
+from dual import fails, is_micropython, new_board, raises, rmtree
 from fota.core import digest
 from fota.core.digest import Digests, hash_slot
-from fota.core.errors import FlashError, ProtocolError, VerifyError
+from fota.core.errors import FLASH, PROTOCOL, VERIFY
 from fota.core.md5 import md5
 
 RUN_ON_MICROPYTHON = True
@@ -91,18 +91,18 @@ def test_md5_digest_does_not_finalise():
 
 
 def test_offer_digests_are_validated_and_name_the_field():
-    exc = raises(ProtocolError, Digests, md5="abc")
+    exc = fails(PROTOCOL, Digests, md5="abc")
     assert "md5" in exc.message and "32 hex digits" in exc.message
-    exc = raises(ProtocolError, Digests, md5="0" * 31 + "g")
+    exc = fails(PROTOCOL, Digests, md5="0" * 31 + "g")
     assert "md5" in exc.message and "hexadecimal" in exc.message
-    exc = raises(ProtocolError, Digests, sha256="0" * 63)
+    exc = fails(PROTOCOL, Digests, sha256="0" * 63)
     assert "sha256" in exc.message and "64 hex digits" in exc.message
-    exc = raises(ProtocolError, Digests, sha256="z" * 64)
+    exc = fails(PROTOCOL, Digests, sha256="z" * 64)
     assert "sha256" in exc.message and "hexadecimal" in exc.message
-    exc = raises(ProtocolError, Digests, md5="0" * 32, sha256=1234)
+    exc = fails(PROTOCOL, Digests, md5="0" * 32, sha256=1234)
     assert "sha256" in exc.message
     assert exc.reason == "protocol"
-    raises(ProtocolError, Digests, md5="")  # empty is malformed; "not offered" is None
+    fails(PROTOCOL, Digests, md5="")  # empty is malformed; "not offered" is None
 
 
 def test_offer_digests_any_case_and_whitespace():
@@ -143,7 +143,7 @@ def test_feeder_hashes_as_update_does_for_every_configuration():
             assert feed == d.update and d.prefix()[1] == 4096
     bad = Digests(md5=_md5_hex(b"other"))
     bad.feeder()(data)
-    raises(VerifyError, bad.verify)
+    fails(VERIFY, bad.verify)
 
 
 def test_verify_names_algorithm_expected_and_computed():
@@ -151,13 +151,13 @@ def test_verify_names_algorithm_expected_and_computed():
     wrong = _sha256_hex(b"other")
     d = Digests(md5=_md5_hex(data), sha256=wrong.upper())
     d.update(data)
-    exc = raises(VerifyError, d.verify)
+    exc = fails(VERIFY, d.verify)
     assert exc.message == "sha256 mismatch: expected %s, computed %s" % (wrong, _sha256_hex(data))
     assert exc.reason == "verify"
 
     d = Digests(md5=_md5_hex(b"other"))
     d.update(data)
-    exc = raises(VerifyError, d.verify)
+    exc = fails(VERIFY, d.verify)
     assert exc.message == "md5 mismatch: expected %s, computed %s" % (
         _md5_hex(b"other"),
         _md5_hex(data),
@@ -175,7 +175,7 @@ def test_reset_starts_over_with_new_hashes():
     data = _data(5000)
     d = Digests(md5=_md5_hex(data), sha256=_sha256_hex(data))
     d.update(b"junk from before the reboot")
-    raises(VerifyError, d.verify)
+    fails(VERIFY, d.verify)
     d.reset()
     assert d.length == 0
     d.update(data)
@@ -198,7 +198,7 @@ def test_pure_python_md5_when_hashlib_has_none():
         d.verify()
         bad = Digests(md5=_md5_hex(b"x"))
         bad.update(data)
-        assert raises(VerifyError, bad.verify).message.startswith("md5 mismatch")
+        assert fails(VERIFY, bad.verify).message.startswith("md5 mismatch")
     finally:
         digest.hashlib = real
 
@@ -309,7 +309,7 @@ def test_hash_slot_short_last_block_and_read_back():
             d.verify()
         d = Digests(sha256=_sha256_hex(data))
         hash_slot(slot, 10002, d, scratch)  # one 0xFF byte too many
-        raises(VerifyError, d.verify)
+        fails(VERIFY, d.verify)
         h = hashlib.sha256()  # any object with update() will do
         hash_slot(slot, 10001, h, scratch)
         assert h.digest() == hashlib.sha256(data).digest()
@@ -326,7 +326,7 @@ class _BrokenPart:
 
 
 def test_hash_slot_read_failure_is_a_flash_error():
-    exc = raises(FlashError, hash_slot, _BrokenPart(), 20000, Digests(), bytearray(4096))
+    exc = fails(FLASH, hash_slot, _BrokenPart(), 20000, Digests(), bytearray(4096))
     assert "offset 8192" in exc.message
     assert exc.reason == "flash"
 

@@ -7,7 +7,7 @@ import hashlib
 
 import esp32
 import espidf
-from dual import is_micropython, new_board, raises, rmtree
+from dual import fails, is_micropython, new_board, raises, rmtree
 from fakeclock import FakeClock
 from fakehttp import FakeClient, FakeResponse
 from fota.core import errors
@@ -152,7 +152,7 @@ def test_trickling_server_still_lands_every_byte():
 def test_mismatched_content_range_is_refused():
     rig = Rig(size=30000, client_mode="wrong-range", retries=2)
     try:
-        exc = raises(errors.DownloadError, rig.run)
+        exc = fails(errors.DOWNLOAD, rig.run)
         assert "asked for bytes 0-" in exc.message
         assert len(rig.client.requests) == 3  # the first try and two retries, then it gives up
         assert rig.erases() == [0] * len(rig.erases())  # nothing was written
@@ -165,7 +165,7 @@ def test_server_file_of_another_size_fails_verification_at_once():
     rig = Rig(size=30000)
     try:
         rig.client.total = len(rig.image) + 10
-        exc = raises(errors.VerifyError, rig.run)
+        exc = fails(errors.VERIFY, rig.run)
         assert "the offer says %d" % len(rig.image) in exc.message
         assert len(rig.client.requests) == 1
     finally:
@@ -177,7 +177,7 @@ def test_unsatisfiable_range_is_a_verify_failure():
     rig = Rig(size=30000, client_mode="status")
     try:
         rig.client.status_code = 416
-        exc = raises(errors.VerifyError, rig.run)
+        exc = fails(errors.VERIFY, rig.run)
         assert "shorter than the offered" in exc.message
         assert len(rig.client.requests) == 1
         assert rig.boot_label() == "ota_0"
@@ -189,12 +189,12 @@ def test_wrong_digest_keeps_the_running_firmware():
     rig = Rig(size=30000)
     try:
         rig.offer.md5 = "0" * 32
-        exc = raises(errors.VerifyError, rig.run)
+        exc = fails(errors.VERIFY, rig.run)
         assert exc.reason == errors.VERIFY and "md5 mismatch" in exc.message
         assert rig.boot_label() == "ota_0"
         rig.offer.md5 = None
         rig.offer.sha256 = _hex(hashlib.sha256(rig.image + b"x"))
-        exc = raises(errors.VerifyError, rig.run)
+        exc = fails(errors.VERIFY, rig.run)
         assert "sha256 mismatch" in exc.message
         assert rig.boot_label() == "ota_0"
     finally:
@@ -205,14 +205,12 @@ def test_offer_is_refused_before_anything_is_erased():
     rig = Rig(size=30000)
     try:
         big = Offer("http://ota.example/fw.bin", 0x180000 + 1, md5="a" * 32)
-        exc = raises(errors.NoSpaceError, rig.downloader().run, big)
+        exc = fails(errors.NO_SPACE, rig.downloader().run, big)
         assert exc.reason == errors.NO_SPACE
         bad = Offer("http://ota.example/fw.bin", 1000, md5="xyz")
-        assert raises(errors.ProtocolError, rig.downloader().run, bad) is not None
+        assert fails(errors.PROTOCOL, rig.downloader().run, bad) is not None
         bare = Offer("http://ota.example/fw.bin", 1000)
-        assert (
-            "no md5 or sha256" in raises(errors.ProtocolError, rig.downloader().run, bare).message
-        )
+        assert "no md5 or sha256" in fails(errors.PROTOCOL, rig.downloader().run, bare).message
         assert rig.client.requests == []
         assert sum(esp32.attached_flash().erase_counts) == 0
     finally:
@@ -223,7 +221,7 @@ def test_image_of_another_version_is_refused():
     rig = Rig(size=30000)
     try:
         rig.offer.version = "2.0.1"
-        exc = raises(errors.VersionError, rig.run)
+        exc = fails(errors.VERSION, rig.run)
         assert "2.0.0" in exc.message and "2.0.1" in exc.message
         assert rig.boot_label() == "ota_0"
     finally:
@@ -234,11 +232,11 @@ def test_http_errors_retry_only_when_it_can_help():
     rig = Rig(size=30000, client_mode="status", retries=3)
     try:
         rig.client.status_code = 404
-        assert "HTTP 404" in raises(errors.DownloadError, rig.run).message
+        assert "HTTP 404" in fails(errors.DOWNLOAD, rig.run).message
         assert len(rig.client.requests) == 1
         rig.client.requests = []
         rig.client.status_code = 503
-        raises(errors.DownloadError, rig.run)
+        fails(errors.DOWNLOAD, rig.run)
         assert len(rig.client.requests) == 4
         assert rig.clock.slept_ms == 1000 + 2000 + 4000  # exponential backoff, virtual time
     finally:
@@ -376,7 +374,7 @@ def test_a_flash_write_failure_in_the_steady_state_is_a_flash_error_not_a_retry(
     rig = Rig(size=60000, chunk=1024)
     try:
         part = _FailingPartition(at=5)
-        exc = raises(errors.FlashError, rig.run, slot=Esp32Slot("esp32", part))
+        exc = fails(errors.FLASH, rig.run, slot=Esp32Slot("esp32", part))
         assert exc.reason == errors.FLASH
         assert "writing block 5 of ota_1" in exc.message
         assert part.writes == 6  # blocks 0..5: nothing after the failure
@@ -421,11 +419,11 @@ def test_offer_headers_and_inspect_hook_stop_the_download_before_a_write():
     def inspect(resp):
         seen.append(resp.status)
         if len(seen) == 3:
-            raise errors.ProtocolError("cloud says no")
+            raise errors.OTAError(errors.PROTOCOL, "cloud says no")
 
     rig.offer.headers = {"Authorization": "token"}
     rig.offer.inspect = inspect
-    err = raises(errors.ProtocolError, rig.run)
+    err = fails(errors.PROTOCOL, rig.run)
     assert err.message == "cloud says no"
     assert seen == [206, 206, 206]
     assert rig.client.last_headers == {"Authorization": "token"}
@@ -461,7 +459,7 @@ class DirectResponse(FakeResponse):
         self.taken_total += n
 
     def failed(self, exc):
-        return errors.TimeoutError("timed out: the fake's %s" % (exc.args[0],))
+        return errors.OTAError(errors.TIMEOUT, "timed out: the fake's %s" % (exc.args[0],))
 
 
 class DirectClient(FakeClient):
@@ -563,7 +561,7 @@ def test_a_bad_appended_hash_is_refused_by_set_boot_by_default():
         image[-1] ^= 0x01
         rig.client.data = bytes(image)
         rig.offer.md5 = _hex(hashlib.md5(bytes(image)))
-        exc = raises(errors.VerifyError, rig.run)
+        exc = fails(errors.VERIFY, rig.run)
         assert exc.reason == errors.VERIFY and "rejects the image in ota_1" in exc.message
         assert rig.boot_label() == "ota_0"
     finally:
@@ -582,7 +580,7 @@ def test_image_hash_is_checked_without_reading_the_slot_back():
         image[-1] ^= 0x01
         rig.client.data = bytes(image)
         rig.offer.md5 = _hex(hashlib.md5(bytes(image)))  # the offer's digest is fine
-        exc = raises(errors.VerifyError, rig.run)
+        exc = fails(errors.VERIFY, rig.run)
         assert exc.message.startswith("appended SHA-256 mismatch")
     finally:
         rig.close()
@@ -604,7 +602,7 @@ def test_power_cut_resume_checks_the_image_hash_over_every_byte():
         bad = bytearray(rig.image)
         bad[4096 + 7] ^= 0x01
         rig.offer.md5 = _hex(hashlib.md5(bytes(bad)))
-        exc = raises(errors.VerifyError, rig.run)
+        exc = fails(errors.VERIFY, rig.run)
         assert exc.message.startswith("appended SHA-256 mismatch"), exc.message
         assert [info["offset"] for kind, info in rig.events if kind == "resume"] == [32768]
         assert rig.boot_label() == "ota_0"
@@ -620,7 +618,7 @@ def test_a_file_slot_is_closed_when_its_download_fails_and_resumes_later():
         fileslot.set_hook(lambda path, size, version: True)
         slot = fileslot.FileSlot(rig.tmp + "/mcu.bin", 65536, "2.0.0")
         rig.offer.md5 = "0" * 32  # the bytes arrive, the digest is wrong
-        raises(errors.VerifyError, lambda: rig.run(slot=slot))
+        fails(errors.VERIFY, lambda: rig.run(slot=slot))
         assert slot._f is None  # not left open until the collector finds it
         rig.offer.md5 = _hex(hashlib.md5(rig.image))
         assert rig.run(slot=slot).version == "2.0.0"  # the same slot object works again

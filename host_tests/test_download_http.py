@@ -8,7 +8,7 @@ import sys
 
 import esp32
 import espidf
-from dual import new_board, raises, rmtree
+from dual import fails, new_board, raises, rmtree
 from fakeclock import FakeClock
 from fota.core import errors
 from fota.core.download import Downloader
@@ -107,7 +107,7 @@ def test_tls_with_the_wrong_ca_switches_nothing():
         ca = f.read()
     rig = Rig(size=30000, client=Client(ca=ca), retries=1)
     try:
-        exc = raises(errors.DownloadError, rig.dl.run, rig.offer(_NGINX_TLS))
+        exc = fails(errors.DOWNLOAD, rig.dl.run, rig.offer(_NGINX_TLS))
         assert "TLS" in exc.message or "certificate" in exc.message
         assert rig.boot_label() == "ota_0"
     finally:
@@ -127,7 +127,7 @@ def test_range_ignored_by_the_server_is_skipped_not_written():
 def test_wrong_content_range_is_refused():
     rig = Rig(size=30000, retries=2, window=16384)
     try:
-        exc = raises(errors.DownloadError, rig.dl.run, rig.offer(_FAULTS, "/bad-range"))
+        exc = fails(errors.DOWNLOAD, rig.dl.run, rig.offer(_FAULTS, "/bad-range"))
         assert "asked for bytes 0-16383, server sent 1-16384" in exc.message
         assert rig.boot_label() == "ota_0"
     finally:
@@ -187,7 +187,7 @@ def test_missing_file_is_not_retried():
     try:
         offer = rig.offer(_NGINX)
         offer.url = _NGINX + "/no-such-file.bin"
-        exc = raises(errors.DownloadError, rig.dl.run, offer)
+        exc = fails(errors.DOWNLOAD, rig.dl.run, offer)
         assert "HTTP 404" in exc.message and rig.dl.requests == 1
     finally:
         rig.close()

@@ -6,7 +6,7 @@ import json
 
 import e2e
 import emuctl
-from dual import raises
+from dual import fails
 from fota.clouds import aliyun
 from fota.clouds.aliyun import Aliyun
 from fota.core import errors
@@ -178,7 +178,7 @@ def test_128_kb_limit_is_checked_before_sending():
     rig = _rig(image=False)
     try:
         topic = "/%s/%s/user/update" % (PK, DN)
-        err = raises(errors.ProtocolError, rig.cloud.publish, topic, {"x": "a" * (128 * 1024)})
+        err = fails(errors.PROTOCOL, rig.cloud.publish, topic, {"x": "a" * (128 * 1024)})
         assert "128 KB" in err.message
         assert rig.log() == []  # not even an /auth
         payload = {"x": "a" * (128 * 1024 - 20)}
@@ -213,14 +213,14 @@ def test_refusals_bad_secret_and_rate_limit():
     cfg["device_secret"] = "not-the-secret"
     rig = _rig(cfg)
     try:
-        err = raises(errors.AuthError, rig.updater().run, "1.0.0")
+        err = fails(errors.AUTH, rig.updater().run, "1.0.0")
         assert "20000" in err.message
     finally:
         rig.close()
     rig = _rig()
     try:
         emuctl.fault(rig.base, kind="code", code=40000)
-        err = raises(errors.DownloadError, rig.updater().run, "1.0.0")
+        err = fails(errors.DOWNLOAD, rig.updater().run, "1.0.0")
         assert err.retryable and "40000" in err.message
         assert rig.updater().run("1.0.0") == "activated"  # the next poll goes through
     finally:

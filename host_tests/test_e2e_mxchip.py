@@ -9,7 +9,7 @@ import os
 import e2e
 import emuctl
 import esp32
-from dual import raises
+from dual import fails
 from fota.clouds.mxchip import Mxchip
 from fota.core import errors
 from fota.slots import fileslot
@@ -116,7 +116,7 @@ def test_no_update_and_a_refused_token():
     cfg["token"] = "0" * 40
     rig = _rig(cfg)
     try:
-        err = raises(errors.AuthError, rig.updater().run, "1.0.0")
+        err = fails(errors.AUTH, rig.updater().run, "1.0.0")
         assert "401" in err.message
         assert rig.log()[0]["answer"]["meta"]["code"] == 1201
     finally:

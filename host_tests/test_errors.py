@@ -1,38 +1,39 @@
-# The error hierarchy that every cloud's failure codes are mapped from.
+# The one error type that every cloud's failure codes are mapped from.
 
-from dual import raises
+from dual import fails
 from fota.core import errors
 
 RUN_ON_MICROPYTHON = True
 
-
-def _raise(cls, message):
-    raise cls(message)
-
-
-def test_each_error_carries_its_reason():
-    table = (
-        (errors.DownloadError, errors.DOWNLOAD),
-        (errors.NoSpaceError, errors.NO_SPACE),
-        (errors.NoMemoryError, errors.NO_MEMORY),
-        (errors.TimeoutError, errors.TIMEOUT),
-        (errors.VerifyError, errors.VERIFY),
-        (errors.FlashError, errors.FLASH),
-        (errors.VersionError, errors.VERSION),
-        (errors.ConfigError, errors.CONFIG),
-        (errors.ProtocolError, errors.PROTOCOL),
-    )
-    reasons = set()
-    for cls, reason in table:
-        exc = raises(errors.OTAError, _raise, cls, "what went wrong")
-        assert isinstance(exc, cls)
-        assert exc.reason == reason
-        assert exc.message == "what went wrong"
-        reasons.add(reason)
-    assert len(reasons) == len(table)
+_REASONS = (
+    errors.DOWNLOAD,
+    errors.NO_SPACE,
+    errors.NO_MEMORY,
+    errors.TIMEOUT,
+    errors.VERIFY,
+    errors.FLASH,
+    errors.VERSION,
+    errors.CONFIG,
+    errors.PROTOCOL,
+    errors.AUTH,
+    errors.ROLLBACK,
+    errors.REJECTED,
+)
 
 
-def test_reason_can_be_given_at_the_raise_site():
-    exc = errors.OTAError("slot erase failed", errors.FLASH)
-    assert exc.reason == errors.FLASH
-    assert errors.OTAError("x").reason == errors.DOWNLOAD
+def _raise(reason, message):
+    raise errors.OTAError(reason, message)
+
+
+def test_each_error_carries_its_reason_and_message():
+    for reason in _REASONS:
+        exc = fails(reason, _raise, reason, "what went wrong")
+        assert exc.message == "what went wrong" and str(exc) == "what went wrong"
+    assert len(set(_REASONS)) == len(_REASONS)
+
+
+def test_only_network_failures_and_timeouts_are_retried_by_default():
+    retried = [r for r in _REASONS if errors.OTAError(r, "x").retryable]
+    assert retried == [errors.DOWNLOAD, errors.TIMEOUT]
+    assert not errors.OTAError(errors.DOWNLOAD, "404", retryable=False).retryable
+    assert errors.OTAError(errors.PROTOCOL, "busy", retryable=True).retryable

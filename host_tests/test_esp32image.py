@@ -11,8 +11,8 @@ import struct
 
 import esp32
 import espidf
-from dual import new_board, raises, rmtree
-from fota.core.errors import FlashError, VerifyError
+from dual import fails, new_board, raises, rmtree
+from fota.core.errors import FLASH, VERIFY
 from fota.slots.esp32image import app_version, check
 
 RUN_ON_MICROPYTHON = True
@@ -56,7 +56,7 @@ def _fails(slot, image, length=None, chip_id=_ESP32):
     _write(slot, image)
     if length is None:
         length = len(image)
-    exc = raises(VerifyError, check, slot, length, chip_id, bytearray(4096))
+    exc = fails(VERIFY, check, slot, length, chip_id, bytearray(4096))
     assert exc.reason == "verify"
     return exc.message
 
@@ -191,7 +191,7 @@ def test_streamed_prefix_hash_is_finished_from_the_slot():
         wrong = bytearray(image)
         wrong[100] ^= 1  # the bytes the stream saw differ from the image's own hash
         prefix = _prefix(wrong, 4096)
-        exc = raises(VerifyError, check, slot, len(image), _ESP32, bytearray(4096), True, prefix)
+        exc = fails(VERIFY, check, slot, len(image), _ESP32, bytearray(4096), True, prefix)
         assert exc.message.startswith("appended SHA-256 mismatch")
     finally:
         _done(tmp)
@@ -260,12 +260,12 @@ def test_app_version_of_the_running_slot_and_an_erased_one():
     try:
         running = esp32.Partition(esp32.Partition.RUNNING)
         assert app_version(running, bytearray(4096)) == "1.0.0"
-        exc = raises(VerifyError, app_version, slot, bytearray(4096))  # erased: all 0xFF
+        exc = fails(VERIFY, app_version, slot, bytearray(4096))  # erased: all 0xFF
         assert exc.message == "bad image magic 0xff, expected 0xe9"
         image = _image("9.9.9", chip="esp32c3")  # app_version does not check the chip
         image[33] = 0x00
         _write(slot, image)
-        exc = raises(VerifyError, app_version, slot, bytearray(4096))
+        exc = fails(VERIFY, app_version, slot, bytearray(4096))
         assert exc.message.startswith("no app descriptor: magic 0xabcd00")
         _write(slot, _image("9.9.9", chip="esp32c3"))
         assert app_version(slot, bytearray(4096)) == "9.9.9"
@@ -279,7 +279,7 @@ class _BrokenPart:
 
 
 def test_read_failure_is_a_flash_error_and_scratch_must_hold_a_block():
-    exc = raises(FlashError, check, _BrokenPart(), 8192, _ESP32, bytearray(4096))
+    exc = fails(FLASH, check, _BrokenPart(), 8192, _ESP32, bytearray(4096))
     assert exc.message.startswith("reading the image back failed")
-    raises(FlashError, app_version, _BrokenPart(), bytearray(4096))
+    fails(FLASH, app_version, _BrokenPart(), bytearray(4096))
     raises(ValueError, check, _BrokenPart(), 8192, _ESP32, bytearray(100))

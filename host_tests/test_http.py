@@ -16,8 +16,8 @@ import sys
 import time
 
 import micropython
-from dual import raises
-from fota.core.errors import ConfigError, DownloadError, NoMemoryError, ProtocolError, TimeoutError
+from dual import fails
+from fota.core.errors import CONFIG, DOWNLOAD, PROTOCOL, TIMEOUT, OTAError
 from fota.transport import http, url
 from fota.transport.redirect import resolve
 
@@ -133,10 +133,10 @@ def test_url_split():
     assert url.split("http://h?q") == (False, "h", 80, "/?q")
     assert url.split("https://[::1]:444/x") == (True, "::1", 444, "/x")
     for bad in ("ftp://h/", "h/x", "http://", "http://h:0/", "http://h:99999/", "http://h:x/"):
-        raises(ConfigError, url.split, bad)
-    raises(ConfigError, url.split, "http://user:pw@h/")
-    raises(ConfigError, url.split, "http://h/a b")
-    raises(ConfigError, url.split, "http://h/a\r\nX-Evil: 1")
+        fails(CONFIG, url.split, bad)
+    fails(CONFIG, url.split, "http://user:pw@h/")
+    fails(CONFIG, url.split, "http://h/a b")
+    fails(CONFIG, url.split, "http://h/a\r\nX-Evil: 1")
 
 
 def test_url_resolve():
@@ -190,11 +190,11 @@ def test_body_without_length_ends_at_close():
 def test_small_body_helpers_enforce_their_limit():
     client = _plain()
     resp = client.get(_env("FOTA_TEST_HTTP") + "/small.bin")
-    raises(ProtocolError, resp.body, 9999)
+    fails(PROTOCOL, resp.body, 9999)
     resp = client.get(_env("FOTA_TEST_HTTP") + "/chunked/small.bin")
-    raises(ProtocolError, resp.body, 9999)
+    fails(PROTOCOL, resp.body, 9999)
     resp = client.get(_env("FOTA_TEST_HTTP") + "/small.bin")
-    raises(ProtocolError, resp.json)
+    fails(PROTOCOL, resp.json)
     assert client.get(_env("FOTA_TEST_HTTP") + "/status/404").body() == b"status 404\n"
 
 
@@ -233,10 +233,10 @@ def test_redirects_are_followed():
 
 def test_redirect_limit():
     client = _plain()
-    exc = raises(DownloadError, client.get, _env("FOTA_TEST_HTTP") + "/redirect/4/small.bin")
+    exc = fails(DOWNLOAD, client.get, _env("FOTA_TEST_HTTP") + "/redirect/4/small.bin")
     assert "redirect" in exc.message
     client = _plain(max_redirects=0)
-    raises(DownloadError, client.get, _env("FOTA_TEST_HTTP") + "/redirect/1/small.bin")
+    fails(DOWNLOAD, client.get, _env("FOTA_TEST_HTTP") + "/redirect/1/small.bin")
     assert client.get(_env("FOTA_TEST_HTTP") + "/redirect/0/small.bin").status == 200
 
 
@@ -288,7 +288,7 @@ def test_post_and_put_send_json_and_bytes():
     assert _header(echo, "Content-Type") is None and _header(echo, "Range") is None
     echo = client.get(base + "/echo").json()
     assert echo["method"] == "GET" and _header(echo, "Content-Length") is None
-    raises(ConfigError, client.get, base + "/echo", {"X-Evil": "a\r\nInjected: 1"})
+    fails(CONFIG, client.get, base + "/echo", {"X-Evil": "a\r\nInjected: 1"})
 
 
 def test_long_request_heads_are_sent_whole():
@@ -333,7 +333,7 @@ def test_range_416_when_unsatisfiable():
     resp = client.get(_env("FOTA_TEST_NGINX") + "/small.bin")
     assert resp.status == 200 and resp.range_total is None
     resp.close()
-    raises(ConfigError, client.get_range, _env("FOTA_TEST_NGINX") + "/small.bin", 10, 9)
+    fails(CONFIG, client.get_range, _env("FOTA_TEST_NGINX") + "/small.bin", 10, 9)
 
 
 def test_bare_range_syntax():
@@ -359,7 +359,7 @@ def test_range_answers_are_reported_not_judged():
     assert resp.status == 206
     assert (resp.range_start, resp.range_end, resp.range_total) == (101, 200, 10000)
     resp.close()
-    raises(ProtocolError, client.get_range, base + "/malformed-range/small.bin", 0, 9)
+    fails(PROTOCOL, client.get_range, base + "/malformed-range/small.bin", 0, 9)
 
 
 class _Fields:
@@ -389,7 +389,7 @@ def test_content_range_parsing_is_strict():
         b"bytes 0-9/1O",
         b"bytes=0-9/10",
     ):
-        raises(ProtocolError, _content_range, bad)
+        fails(PROTOCOL, _content_range, bad)
 
 
 # -- keep-alive
@@ -448,7 +448,7 @@ def test_connection_dropped_mid_body_is_a_download_error():
     client = _plain()
     resp = client.get(_env("FOTA_TEST_HTTP") + "/drop/5000/small.bin")
     assert resp.status == 200 and resp.length == 10000
-    exc = raises(DownloadError, _read_all, resp)
+    exc = fails(DOWNLOAD, _read_all, resp)
     assert "5000" in exc.message
     assert resp.readinto(bytearray(10)) == 0  # the response is over
     assert client.get(_env("FOTA_TEST_HTTP") + "/small.bin").status == 200
@@ -459,18 +459,18 @@ def test_stalled_server_times_out_within_the_read_timeout():
         client = http.Client(ca=_ca(), allow_http=True, read_timeout=0.3)
         resp = client.get(_env(base) + "/stall/1000/small.bin")
         start = _ms()
-        exc = raises(TimeoutError, _read_all, resp)
+        exc = fails(TIMEOUT, _read_all, resp)
         elapsed = _since_ms(start)
         assert 250 <= elapsed < 2000, elapsed
         assert "timed out" in exc.message
         start = _ms()
-        raises(TimeoutError, client.get, _env(base) + "/silent")
+        fails(TIMEOUT, client.get, _env(base) + "/silent")
         assert 250 <= _since_ms(start) < 2000
 
 
 def test_connect_failure_is_a_download_error():
     client = _plain(connect_timeout=1)
-    exc = raises(DownloadError, client.get, "http://127.0.0.1:1/x")  # nothing listens there
+    exc = fails(DOWNLOAD, client.get, "http://127.0.0.1:1/x")  # nothing listens there
     assert "127.0.0.1:1" in exc.message
     assert client.connects == 0
 
@@ -479,25 +479,25 @@ def test_header_limits():
     client = _plain()
     base = _env("FOTA_TEST_HTTP")
     assert client.get(base + "/longheader/512").body() == b"long header\n"
-    exc = raises(ProtocolError, client.get, base + "/longheader/513")
+    exc = fails(PROTOCOL, client.get, base + "/longheader/513")
     assert "512" in exc.message
-    raises(ProtocolError, client.get, base + "/longheader")
+    fails(PROTOCOL, client.get, base + "/longheader")
     resp = client.get(base + "/manyheaders/31")  # with Content-Length: 32 header lines
     assert resp.body() == b"many headers\n"
-    exc = raises(ProtocolError, client.get, base + "/manyheaders/32")
+    exc = fails(PROTOCOL, client.get, base + "/manyheaders/32")
     assert "32" in exc.message
-    raises(ProtocolError, client.get, base + "/manyheaders")
+    fails(PROTOCOL, client.get, base + "/manyheaders")
 
 
 def test_malformed_answers_are_protocol_errors():
     client = _plain()
     base = _env("FOTA_TEST_HTTP")
-    exc = raises(ProtocolError, client.get, base + "/garbage")
+    exc = fails(PROTOCOL, client.get, base + "/garbage")
     assert "status line" in exc.message
-    exc = raises(ProtocolError, client.get, base + "/bad-length")
+    exc = fails(PROTOCOL, client.get, base + "/bad-length")
     assert "Content-Length" in exc.message
     resp = client.get(base + "/bad-chunk")
-    exc = raises(ProtocolError, resp.readinto, bytearray(100))
+    exc = fails(PROTOCOL, resp.readinto, bytearray(100))
     assert "chunk" in exc.message
     assert client.get(base + "/small.bin").status == 200  # the client recovers
 
@@ -552,12 +552,12 @@ def test_direct_readers_errors_are_translated_and_close_the_connection():
     resp = client.get(_env("FOTA_TEST_NGINX") + "/medium.bin")
     resp.readinto(bytearray(100))
     exc = resp.failed(OSError(errno.ETIMEDOUT))
-    assert isinstance(exc, TimeoutError) and exc.message.startswith("timed out: body from ")
+    assert exc.reason == TIMEOUT and exc.message.startswith("timed out: body from ")
     assert resp.done and client.get(_env("FOTA_TEST_NGINX") + "/small.bin").status == 200
     assert client.connects == 2
     resp = client.get(_env("FOTA_TEST_NGINX") + "/small.bin")
     exc = resp.failed(OSError(errno.ECONNRESET))
-    assert isinstance(exc, DownloadError) and "network error" in exc.message
+    assert exc.reason == DOWNLOAD and "network error" in exc.message
 
 
 # -- TLS and policy
@@ -577,30 +577,30 @@ def test_https_with_the_right_ca_and_host_name():
 
 def test_https_with_a_wrong_ca_fails():
     client = http.Client(ca=_ca("wrong-ca.der"))
-    exc = raises(DownloadError, client.get, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
+    exc = fails(DOWNLOAD, client.get, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
     assert "TLS verification" in exc.message
 
 
 def test_https_with_a_wrong_host_name_fails():
     client = http.Client(ca=_ca())
     wrong = _env("FOTA_TEST_NGINX_TLS").replace("localhost", "127.0.0.1")
-    exc = raises(DownloadError, client.get, wrong + "/small.bin")
+    exc = fails(DOWNLOAD, client.get, wrong + "/small.bin")
     assert "TLS verification" in exc.message and "127.0.0.1" in exc.message
 
 
 def test_https_without_a_ca_is_a_config_error():
     client = http.Client(allow_http=True)
-    exc = raises(ConfigError, client.get, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
+    exc = fails(CONFIG, client.get, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
     assert "CA" in exc.message
     assert client.connects == 0  # refused before any connection
-    raises(ConfigError, http.Client(ca=b"not a certificate").get, _env("FOTA_TEST_NGINX_TLS"))
+    fails(CONFIG, http.Client(ca=b"not a certificate").get, _env("FOTA_TEST_NGINX_TLS"))
 
 
 def test_plain_http_only_when_allowed():
     client = http.Client(ca=_ca())
-    raises(ConfigError, client.get, _env("FOTA_TEST_NGINX") + "/small.bin")
+    fails(CONFIG, client.get, _env("FOTA_TEST_NGINX") + "/small.bin")
     assert client.connects == 0
-    exc = raises(ConfigError, client.get, _env("FOTA_TEST_NGINX_TLS") + "/to-plain/small.bin")
+    exc = fails(CONFIG, client.get, _env("FOTA_TEST_NGINX_TLS") + "/to-plain/small.bin")
     assert "allow_http" in exc.message  # a redirect from https to http is refused too
     client = http.Client(ca=_ca(), allow_http=True)
     resp = client.get(_env("FOTA_TEST_NGINX_TLS") + "/to-plain/small.bin")
@@ -643,7 +643,7 @@ def test_body_read_loop_allocates_nothing():
                 break
             acc = _mix(acc, buf, n)
             total += n
-    except (MemoryError, NoMemoryError) as exc:
+    except (MemoryError, OTAError) as exc:
         failed = exc
     finally:
         micropython.heap_unlock()

@@ -162,7 +162,7 @@ def test_wrong_digest_fails_before_activation_and_is_not_retried():
 def test_report_owed_survives_a_failed_report_and_goes_out_once():
     rig = Rig(md5="0" * 32)
     try:
-        rig.cloud.raise_on["failed"] = errors.DownloadError("network down")
+        rig.cloud.raise_on["failed"] = errors.OTAError(errors.DOWNLOAD, "network down")
         assert rig.updater().run("1.0.0") == "failed"
         assert rig.cloud.reports() == []
         assert rig.store.load()["outcome"]["result"] == "failed"
@@ -205,7 +205,7 @@ def test_same_version_offered_again_reports_success_without_download():
 def test_task_the_cloud_refuses_is_given_up_without_a_report():
     rig = Rig()
     try:
-        rig.cloud.raise_on["start"] = errors.RejectedError("task cancelled")
+        rig.cloud.raise_on["start"] = errors.OTAError(errors.REJECTED, "task cancelled")
         assert rig.updater().run("1.0.0") == "skipped"
         assert rig.updater().run("1.0.0") == "skipped"
         assert [c[0] for c in rig.cloud.calls].count("start") == 1

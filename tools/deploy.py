@@ -43,12 +43,12 @@ class DeployError(Exception):
 
 def _check_config(path):
     from fota.app import config
-    from fota.core.errors import ConfigError
+    from fota.core.errors import OTAError
 
     raw = fsimage.read_config(path)
     try:
         config.validate(json.loads(raw))
-    except ConfigError as exc:
+    except OTAError as exc:
         raise DeployError("%s: %s" % (path, exc.message)) from None
     return raw
 

@@ -32,7 +32,9 @@ def make_cloud(cfg, client, clock, on_event=None):
     elif name == "aliyun":
         from fota.clouds.aliyun import Aliyun as Cloud
     else:
-        raise errors.ConfigError("ota.json: cloud %s is not in this build of the agent" % name)
+        raise errors.OTAError(
+            errors.CONFIG, "ota.json: cloud %s is not in this build of the agent" % name
+        )
     return Cloud(client, cfg["server"], section, clock, on_event)
 
 
@@ -41,7 +43,7 @@ def _read_ca(path):
         with open(path, "rb") as f:
             return f.read()
     except OSError:
-        raise errors.ConfigError("ota.json: ca: cannot read %s" % path) from None
+        raise errors.OTAError(errors.CONFIG, "ota.json: ca: cannot read %s" % path) from None
 
 
 class App:
@@ -71,8 +73,9 @@ class App:
         try:
             return self.board.running_version()
         except errors.OTAError as exc:
-            raise errors.ConfigError(
-                "cannot read the running version (%s): set version in ota.json" % exc.message
+            raise errors.OTAError(
+                errors.CONFIG,
+                "cannot read the running version (%s): set version in ota.json" % exc.message,
             ) from None
 
     def _engine_event(self, kind, info):
@@ -157,7 +160,9 @@ class App:
     def poll(self):
         """One check (and install). Resets the board after an activation."""
         if not self.board.network_up(self.cfg.get("wifi"), self.clock):
-            raise errors.DownloadError("network down: cannot join the access point", retryable=True)
+            raise errors.OTAError(
+                errors.DOWNLOAD, "network down: cannot join the access point", retryable=True
+            )
         result = self.updater().run(self.version())
         if result == "activated":
             self.emit("reset", {"reason": "activate"})

@@ -4,7 +4,7 @@
 # in "poll_s" must not silently poll every hour). Only the chosen cloud's section is required;
 # the defaults below fill the rest. Runs once per boot; the tables are tuples to stay small.
 
-from fota.core.errors import ConfigError
+from fota.core.errors import CONFIG, OTAError
 
 CLOUDS = ("onenet", "onenet-fuse", "sagoo", "aliyun", "mxchip")
 
@@ -94,7 +94,7 @@ def _type_ok(value, kind):
 
 def _check(value, kind, name):
     if not _type_ok(value, kind):
-        raise ConfigError("ota.json: %s must be %s" % (name, kind))
+        raise OTAError(CONFIG, "ota.json: %s must be %s" % (name, kind))
 
 
 def _section(name, value):
@@ -102,22 +102,22 @@ def _section(name, value):
     known = [f[0] for f in fields]
     for key in sorted(value):
         if key not in known:
-            raise ConfigError("ota.json: unknown key %s.%s" % (name, key))
+            raise OTAError(CONFIG, "ota.json: unknown key %s.%s" % (name, key))
     for key, kind, required in fields:
         if key in value:
             _check(value[key], kind, name + "." + key)
         elif required:
-            raise ConfigError("ota.json: %s.%s is required" % (name, key))
+            raise OTAError(CONFIG, "ota.json: %s.%s is required" % (name, key))
 
 
 def validate(raw):
     """A checked copy of the configuration, defaults filled in. Raises ConfigError."""
     if not isinstance(raw, dict):
-        raise ConfigError("ota.json: must be a JSON object")
+        raise OTAError(CONFIG, "ota.json: must be a JSON object")
     known = [f[0] for f in _TOP]
     for key in sorted(raw):
         if key not in known:
-            raise ConfigError("ota.json: unknown key %s" % key)
+            raise OTAError(CONFIG, "ota.json: unknown key %s" % key)
     cfg = {}
     for key, kind, default in _TOP:
         if key in raw:
@@ -127,33 +127,35 @@ def validate(raw):
             cfg[key] = default
     cloud = cfg.get("cloud")
     if cloud is None:
-        raise ConfigError("ota.json: cloud is required (one of %s)" % ", ".join(CLOUDS))
+        raise OTAError(CONFIG, "ota.json: cloud is required (one of %s)" % ", ".join(CLOUDS))
     if cloud not in CLOUDS:
-        raise ConfigError("ota.json: cloud must be one of %s, got %r" % (", ".join(CLOUDS), cloud))
+        raise OTAError(
+            CONFIG, "ota.json: cloud must be one of %s, got %r" % (", ".join(CLOUDS), cloud)
+        )
     server = cfg.get("server")
     if server is None:
-        raise ConfigError("ota.json: server is required")
+        raise OTAError(CONFIG, "ota.json: server is required")
     if not (server.startswith("https://") or server.startswith("http://")):
-        raise ConfigError("ota.json: server must be an http:// or https:// URL")
+        raise OTAError(CONFIG, "ota.json: server must be an http:// or https:// URL")
     if server.startswith("http://") and not cfg["allow_http"]:
-        raise ConfigError("ota.json: server is plain http: set allow_http to true to allow it")
+        raise OTAError(CONFIG, "ota.json: server is plain http: set allow_http to true to allow it")
     for key in ("poll_s", "progress_step", "window"):
         if cfg[key] <= 0:
-            raise ConfigError("ota.json: %s must be positive" % key)
+            raise OTAError(CONFIG, "ota.json: %s must be positive" % key)
     if cfg["progress_step"] > 100:
-        raise ConfigError("ota.json: progress_step must be 1..100")
+        raise OTAError(CONFIG, "ota.json: progress_step must be 1..100")
     if "chunk" in cfg and not 256 <= cfg["chunk"] <= 65536:
-        raise ConfigError("ota.json: chunk must be 256..65536 bytes")
+        raise OTAError(CONFIG, "ota.json: chunk must be 256..65536 bytes")
     for name in _SECTIONS:
         if name in cfg:
             _section(name, cfg[name])
     section = _SECTION_OF.get(cloud, cloud)
     if section not in cfg:
-        raise ConfigError("ota.json: cloud %s needs the %s section" % (cloud, section))
+        raise OTAError(CONFIG, "ota.json: cloud %s needs the %s section" % (cloud, section))
     if cloud == "onenet" and "device_id" not in cfg[section]:
-        raise ConfigError("ota.json: onenet.device_id is required for cloud onenet")
+        raise OTAError(CONFIG, "ota.json: onenet.device_id is required for cloud onenet")
     if cloud == "onenet-fuse" and "device_name" not in cfg[section]:
-        raise ConfigError("ota.json: onenet.device_name is required for cloud onenet-fuse")
+        raise OTAError(CONFIG, "ota.json: onenet.device_name is required for cloud onenet-fuse")
     return cfg
 
 
@@ -165,7 +167,7 @@ def load(path="/ota.json"):
         with open(path) as f:
             text = f.read()
     except OSError:
-        raise ConfigError("ota.json: cannot read %s" % path) from None
+        raise OTAError(CONFIG, "ota.json: cannot read %s" % path) from None
     try:
         # some ports' json (1.25 and older) close the open containers of a truncated text
         # instead of failing: a file cut short must not pass as a shorter config
@@ -173,7 +175,7 @@ def load(path="/ota.json"):
             raise ValueError
         raw = json.loads(text)
     except ValueError:
-        raise ConfigError("ota.json: %s is not valid JSON" % path) from None
+        raise OTAError(CONFIG, "ota.json: %s is not valid JSON" % path) from None
     return validate(raw)
 
 

@@ -29,7 +29,7 @@ def sign(secret, fields, method="hmacsha1"):
     from fota.core import hmac
 
     if method not in ("hmacsha1", "hmacmd5"):
-        raise errors.ConfigError("aliyun.sign_method must be hmacsha1 or hmacmd5")
+        raise errors.OTAError(errors.CONFIG, "aliyun.sign_method must be hmacsha1 or hmacmd5")
     content = "".join(k + str(fields[k]) for k in sorted(fields))
     return hmac.hexdigest(method[4:], secret, content)
 
@@ -45,15 +45,17 @@ def offer_from_push(obj):
         try:
             data = json.loads(data)
         except ValueError:
-            raise errors.ProtocolError("aliyun: job data is not JSON") from None
+            raise errors.OTAError(errors.PROTOCOL, "aliyun: job data is not JSON") from None
     if not isinstance(data, dict):
-        raise errors.ProtocolError("aliyun: job data is not an object")
+        raise errors.OTAError(errors.PROTOCOL, "aliyun: job data is not an object")
     if not data:
         return None
     if data.get("dProtocol") == "mqtt" or not data.get("url"):
-        raise errors.ProtocolError("aliyun: only jobs with an HTTPS url can be downloaded")
+        raise errors.OTAError(
+            errors.PROTOCOL, "aliyun: only jobs with an HTTPS url can be downloaded"
+        )
     if data.get("isDiff") == 1:
-        raise errors.ProtocolError("aliyun: diff packages are not supported")
+        raise errors.OTAError(errors.PROTOCOL, "aliyun: diff packages are not supported")
     method = str(data.get("signMethod", "")).lower()
     md5 = data.get("md5")
     sha256 = None
@@ -62,7 +64,9 @@ def offer_from_push(obj):
     elif method == "md5":
         md5 = md5 or data.get("sign")
     elif not md5:
-        raise errors.ProtocolError("aliyun: unknown signMethod %r" % (data.get("signMethod"),))
+        raise errors.OTAError(
+            errors.PROTOCOL, "aliyun: unknown signMethod %r" % (data.get("signMethod"),)
+        )
     module = data.get("module") or "default"
     return Offer(
         data["url"],
@@ -130,13 +134,17 @@ class Aliyun:
         status, obj = call(self.client, "POST", self.server + "/auth", None, body)
         code = obj.get("code")
         if code == _RATE_LIMIT:
-            raise errors.DownloadError("aliyun: too many requests (40000)", retryable=True)
+            raise errors.OTAError(
+                errors.DOWNLOAD, "aliyun: too many requests (40000)", retryable=True
+            )
         if code != 0:
-            raise errors.AuthError("aliyun: auth failed: %s (%s)" % (obj.get("message"), code))
+            raise errors.OTAError(
+                errors.AUTH, "aliyun: auth failed: %s (%s)" % (obj.get("message"), code)
+            )
         info = obj.get("info")
         token = info.get("token") if isinstance(info, dict) else None
         if not isinstance(token, str) or not token:
-            raise errors.ProtocolError("aliyun: auth answer without a token")
+            raise errors.OTAError(errors.PROTOCOL, "aliyun: auth answer without a token")
         self._token = token
         try:
             self._save_token(token)
@@ -162,13 +170,17 @@ class Aliyun:
 
         body = json.dumps(payload).encode()
         if len(body) > _MAX_BODY:
-            raise errors.ProtocolError("aliyun: message of %d bytes is over 128 KB" % len(body))
+            raise errors.OTAError(
+                errors.PROTOCOL, "aliyun: message of %d bytes is over 128 KB" % len(body)
+            )
         for attempt in (0, 1):
             headers = {"password": self.token(), "Content-Type": "application/octet-stream"}
             resp = self.client.request("POST", self.server + "/topic" + topic, headers, body)
             if resp.status >= 500:
                 resp.close()
-                raise errors.DownloadError("aliyun: HTTP %d" % resp.status, retryable=True)
+                raise errors.OTAError(
+                    errors.DOWNLOAD, "aliyun: HTTP %d" % resp.status, retryable=True
+                )
             obj = resp.json(_MAX_BODY)
             code = obj.get("code") if isinstance(obj, dict) else None
             if code == 0:
@@ -179,12 +191,14 @@ class Aliyun:
                 self.authenticate()
                 continue
             if code == _RATE_LIMIT:
-                raise errors.DownloadError("aliyun: too many requests (40000)", retryable=True)
+                raise errors.OTAError(
+                    errors.DOWNLOAD, "aliyun: too many requests (40000)", retryable=True
+                )
             if code in _REAUTH or code == _AUTH_FAILED:
-                raise errors.AuthError("aliyun: token refused (%s)" % code)
+                raise errors.OTAError(errors.AUTH, "aliyun: token refused (%s)" % code)
             message = obj.get("message") if isinstance(obj, dict) else None
-            raise errors.ProtocolError(
-                "aliyun: publish to %s failed: %s (%s)" % (topic, message, code)
+            raise errors.OTAError(
+                errors.PROTOCOL, "aliyun: publish to %s failed: %s (%s)" % (topic, message, code)
             )
         return None
 
@@ -226,7 +240,9 @@ class Aliyun:
             params["module"] = module
         try:
             self.publish("/ota/device/progress/%s/%s" % (self.pk, self.dn), self._params(params))
-        except errors.ProtocolError as exc:
+        except errors.OTAError as exc:
+            if exc.reason != errors.PROTOCOL:
+                raise
             if self.on_event:
                 self.on_event("report_refused", {"step": step, "error": exc.message})
 

@@ -55,10 +55,14 @@ def call(client, method, url, headers=None, json=None, limit=4096):
     status = resp.status
     if status >= 500:
         resp.close()
-        raise errors.DownloadError("the cloud answered HTTP %d" % status, retryable=True)
+        raise errors.OTAError(
+            errors.DOWNLOAD, "the cloud answered HTTP %d" % status, retryable=True
+        )
     obj = resp.json(limit)
     if not isinstance(obj, dict):
-        raise errors.ProtocolError("the cloud answered HTTP %d with no JSON object" % status)
+        raise errors.OTAError(
+            errors.PROTOCOL, "the cloud answered HTTP %d with no JSON object" % status
+        )
     return status, obj
 
 

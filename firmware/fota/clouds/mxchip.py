@@ -75,15 +75,15 @@ class Mxchip:
             return
         message = meta.get("message", "") if isinstance(meta, dict) else ""
         if code is None:
-            raise errors.ProtocolError("mxchip: %s answer without meta.code" % what)
-        raise errors.ProtocolError("mxchip: %s failed: %s (%s)" % (what, message, code))
+            raise errors.OTAError(errors.PROTOCOL, "mxchip: %s answer without meta.code" % what)
+        raise errors.OTAError(errors.PROTOCOL, "mxchip: %s failed: %s (%s)" % (what, message, code))
 
     def _put_version(self, wifi, mcu):
         body = {"device_id": self.device_id, "wifi_version": wifi, "mcu_version": mcu}
         status, obj = call(self.client, "PUT", self.server + "/api/v1/ota/version/",
                            self.headers, body)  # fmt: skip
         if status in (401, 403):
-            raise errors.AuthError("mxchip: token refused (HTTP %d)" % status)
+            raise errors.OTAError(errors.AUTH, "mxchip: token refused (HTTP %d)" % status)
         self._meta(obj, "version report")
 
     # -- the cloud interface (fota.clouds.base)
@@ -100,20 +100,22 @@ class Mxchip:
         url = self.server + "/api/v1/ota/device/?" + query(pairs)
         status, obj = call(self.client, "GET", url, self.headers)
         if status in (401, 403):
-            raise errors.AuthError("mxchip: token refused (HTTP %d)" % status)
+            raise errors.OTAError(errors.AUTH, "mxchip: token refused (HTTP %d)" % status)
         self._meta(obj, "check")
         data = obj.get("data")
         if not isinstance(data, dict) or not data.get("need_ota"):
             return None
         files = data.get("files")
         if not isinstance(files, list):
-            raise errors.ProtocolError("mxchip: need_ota without a files list")
+            raise errors.OTAError(errors.PROTOCOL, "mxchip: need_ota without a files list")
         found = {}
         for f in files:
             if not isinstance(f, dict) or f.get("ota_type") not in (_MCU, _WIFI):
-                raise errors.ProtocolError("mxchip: file entry with an unknown ota_type")
+                raise errors.OTAError(
+                    errors.PROTOCOL, "mxchip: file entry with an unknown ota_type"
+                )
             if not isinstance(f.get("file_url"), str):
-                raise errors.ProtocolError("mxchip: file entry without file_url")
+                raise errors.OTAError(errors.PROTOCOL, "mxchip: file entry without file_url")
             found.setdefault(f["ota_type"], f)
         chosen = found.get(_MCU)
         if chosen is None or (_WIFI in found and _key(chosen) == self._load().get("failed")):

@@ -58,7 +58,7 @@ def token(key, res, et, method="sha1", version="2018-10-31"):
     try:
         secret = binascii.a2b_base64(key)
     except ValueError:
-        raise errors.ConfigError("onenet.key is not base64") from None
+        raise errors.OTAError(errors.CONFIG, "onenet.key is not base64") from None
     text = "%d\n%s\n%s\n%s" % (et, method, res, version)
     sign = binascii.b2a_base64(hmac.digest(method, secret, text)).strip().decode()
     return "version=%s&res=%s&et=%d&method=%s&sign=%s" % (
@@ -90,7 +90,7 @@ class Signer:
         self.ttl = cfg.get("token_ttl", 3600)
         self.clock = clock
         if self.method not in ("md5", "sha1", "sha256"):
-            raise errors.ConfigError("onenet.method must be md5, sha1 or sha256")
+            raise errors.OTAError(errors.CONFIG, "onenet.method must be md5, sha1 or sha256")
 
     def header(self):
         et = unix_time(self.clock) + self.ttl
@@ -104,7 +104,8 @@ def body_error(resp):
             text = resp.body(16).decode().strip()
         except (errors.OTAError, UnicodeError):
             text = "?"
-        raise errors.DownloadError(
+        raise errors.OTAError(
+            errors.DOWNLOAD,
             "onenet: download refused: %s (%s)" % (_BODY_ERRORS.get(text, "unknown error"), text),
             retryable=False,
         )
@@ -136,7 +137,7 @@ class OneNet:
         status, obj = call(self.client, method, url, self.signer.header(), body)
         errno = obj.get("errno")
         if not isinstance(errno, int):
-            raise errors.ProtocolError("onenet: HTTP %d without errno" % status)
+            raise errors.OTAError(errors.PROTOCOL, "onenet: HTTP %d without errno" % status)
         data = obj.get("data")
         return errno, str(obj.get("error", "")), data if isinstance(data, dict) else {}
 
@@ -158,7 +159,9 @@ class OneNet:
         field = "f_version" if self.type == 1 else "s_version"
         errno, error, _ = self._call("POST", self._url("/ota/device/version"), {field: version})
         if errno != _OK:
-            raise errors.ProtocolError("onenet: version report refused: %s (%d)" % (error, errno))
+            raise errors.OTAError(
+                errors.PROTOCOL, "onenet: version report refused: %s (%d)" % (error, errno)
+            )
 
     def check(self, version):
         extra = "&manuf=%s&model=%s&type=%d&version=%s&cdn=false" % (
@@ -171,22 +174,24 @@ class OneNet:
         if errno == _NO_TASK:
             return None
         if errno == _AUTH:
-            raise errors.AuthError(
-                "onenet: authentication failed: %s (check key, res, clock)" % error
+            raise errors.OTAError(
+                errors.AUTH, "onenet: authentication failed: %s (check key, res, clock)" % error
             )
         if errno == _BAD_VERSION:
-            raise errors.ConfigError("onenet: the platform rejects version %r" % version)
+            raise errors.OTAError(
+                errors.CONFIG, "onenet: the platform rejects version %r" % version
+            )
         if errno in (_PLATFORM, _DIFF_BASE):
-            raise errors.RejectedError(
-                "onenet: task failed by the platform: %s (%d)" % (error, errno)
+            raise errors.OTAError(
+                errors.REJECTED, "onenet: task failed by the platform: %s (%d)" % (error, errno)
             )
         if errno != _OK:
-            raise errors.ProtocolError("onenet: check failed: %s (%d)" % (error, errno))
+            raise errors.OTAError(errors.PROTOCOL, "onenet: check failed: %s (%d)" % (error, errno))
         tok = data.get("token")
         if not isinstance(tok, str) or not tok:
-            raise errors.ProtocolError("onenet: check answer without a token")
+            raise errors.OTAError(errors.PROTOCOL, "onenet: check answer without a token")
         if data.get("type", 1) != 1:
-            raise errors.RejectedError("onenet: diff packages are not supported")
+            raise errors.OTAError(errors.REJECTED, "onenet: diff packages are not supported")
         return Offer(
             self.server + "/ota/south/download/" + quote(tok),
             data.get("size"),
@@ -202,9 +207,13 @@ class OneNet:
         url = self._url("/ota/south/download/%s/check" % quote(offer.job["token"]))
         errno, error, _ = self._call("GET", url)
         if errno in _GIVE_UP:
-            raise errors.RejectedError("onenet: task not downloadable: %s (%d)" % (error, errno))
+            raise errors.OTAError(
+                errors.REJECTED, "onenet: task not downloadable: %s (%d)" % (error, errno)
+            )
         if errno != _OK:
-            raise errors.ProtocolError("onenet: token check failed: %s (%d)" % (error, errno))
+            raise errors.OTAError(
+                errors.PROTOCOL, "onenet: token check failed: %s (%d)" % (error, errno)
+            )
 
     def progress(self, job, percent):
         if 0 <= percent < 100:

@@ -38,7 +38,8 @@ def ota_errno(resp):
     if value is None or value.strip() == "0":
         return
     value = value.strip()
-    raise errors.DownloadError(
+    raise errors.OTAError(
+        errors.DOWNLOAD,
         "onenet-fuse: download refused: Ota-Errno %s (%s)"
         % (value, _OTA_ERRNO.get(value, "unknown")),
         retryable=False,
@@ -63,7 +64,7 @@ class OneNetFuse:
         status, obj = call(self.client, method, self.base + path, self.signer.header(), body)
         code = obj.get("code")
         if not isinstance(code, int):
-            raise errors.ProtocolError("onenet-fuse: HTTP %d without a code" % status)
+            raise errors.OTAError(errors.PROTOCOL, "onenet-fuse: HTTP %d without a code" % status)
         data = obj.get("data")
         return code, str(obj.get("msg", "")), data if isinstance(data, dict) else {}
 
@@ -81,7 +82,9 @@ class OneNetFuse:
         field = "f_version" if self.type == 1 else "s_version"
         code, msg, _ = self._call("POST", "/version", {field: version})
         if code != _OK:
-            raise errors.ProtocolError("onenet-fuse: version report refused: %s (%d)" % (msg, code))
+            raise errors.OTAError(
+                errors.PROTOCOL, "onenet-fuse: version report refused: %s (%d)" % (msg, code)
+            )
 
     def check(self, version):
         code, msg, data = self._call(
@@ -89,15 +92,19 @@ class OneNetFuse:
         )
         tid = data.get("tid")
         if code in _AUTH_CODES and tid is None:
-            raise errors.AuthError("onenet-fuse: authentication failed: %s (%d)" % (msg, code))
+            raise errors.OTAError(
+                errors.AUTH, "onenet-fuse: authentication failed: %s (%d)" % (msg, code)
+            )
         if code != _OK or tid is None:
             if code != _OK:
                 self._note("no_task", {"code": code, "msg": msg})
             return None
         if not isinstance(tid, int) or isinstance(tid, bool):
-            raise errors.ProtocolError("onenet-fuse: task id is not an integer: %r" % (tid,))
+            raise errors.OTAError(
+                errors.PROTOCOL, "onenet-fuse: task id is not an integer: %r" % (tid,)
+            )
         if data.get("type", 1) != 1:
-            raise errors.RejectedError("onenet-fuse: diff packages are not supported")
+            raise errors.OTAError(errors.REJECTED, "onenet-fuse: diff packages are not supported")
         auth = self.signer.header()
         return Offer(
             "%s/%d/download" % (self.base, tid),
@@ -114,12 +121,14 @@ class OneNetFuse:
     def start(self, offer):
         code, msg, data = self._call("GET", "/%d/check" % offer.job["tid"])
         if code == _FINISHED:
-            raise errors.RejectedError("onenet-fuse: task finished: %s" % msg)
+            raise errors.OTAError(errors.REJECTED, "onenet-fuse: task finished: %s" % msg)
         if code != _OK:
-            raise errors.ProtocolError("onenet-fuse: task check failed: %s (%d)" % (msg, code))
+            raise errors.OTAError(
+                errors.PROTOCOL, "onenet-fuse: task check failed: %s (%d)" % (msg, code)
+            )
         status = data.get("status")
         if status in _DONE_STATUSES:
-            raise errors.RejectedError("onenet-fuse: task %s" % _DONE_STATUSES[status])
+            raise errors.OTAError(errors.REJECTED, "onenet-fuse: task %s" % _DONE_STATUSES[status])
 
     def progress(self, job, percent):
         if 0 <= percent < 100:

@@ -106,8 +106,12 @@ class Sagoo:
         ok, code, message, data = self._call("GET", self._url("get_ota_info", pairs))
         if not ok:
             if code in (61, "61", 401, "401"):
-                raise errors.AuthError("sagoo: not authorized: %s (%s)" % (message, code))
-            raise errors.ProtocolError("sagoo: get_ota_info failed: %s (%s)" % (message, code))
+                raise errors.OTAError(
+                    errors.AUTH, "sagoo: not authorized: %s (%s)" % (message, code)
+                )
+            raise errors.OTAError(
+                errors.PROTOCOL, "sagoo: get_ota_info failed: %s (%s)" % (message, code)
+            )
         if not isinstance(data, dict) or not data.get("url"):
             return None
         target = data.get("version")
@@ -116,11 +120,15 @@ class Sagoo:
         method = str(data.get("signMethod", "")).lower()
         digest = data.get("sign")
         if method not in ("md5", "sha256"):
-            raise errors.ProtocolError("sagoo: unknown signMethod %r" % (data.get("signMethod"),))
+            raise errors.OTAError(
+                errors.PROTOCOL, "sagoo: unknown signMethod %r" % (data.get("signMethod"),)
+            )
         ext = data.get("extData")
         strategy = ext.get("strategy") if isinstance(ext, dict) else None
         if strategy is None:
-            raise errors.ProtocolError("sagoo: offer without extData.strategy (the batch id)")
+            raise errors.OTAError(
+                errors.PROTOCOL, "sagoo: offer without extData.strategy (the batch id)"
+            )
         url = data["url"]
         size = data.get("size")  # None: the update cycle probes the url before the download
         module = data.get("module") or self.module

@@ -15,7 +15,7 @@ import hashlib
 
 from micropython import const
 
-from fota.core.errors import FlashError, ProtocolError, VerifyError
+from fota.core.errors import FLASH, PROTOCOL, VERIFY, OTAError
 
 _BLOCK = const(4096)
 _HEX = "0123456789abcdef"
@@ -26,13 +26,13 @@ def _expected(field, value, digits):
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ProtocolError("offer field %s is not a string" % field)
+        raise OTAError(PROTOCOL, "offer field %s is not a string" % field)
     text = value.strip().lower()
     if len(text) != digits:
-        raise ProtocolError("offer field %s is not %d hex digits: %r" % (field, digits, value))
+        raise OTAError(PROTOCOL, "offer field %s is not %d hex digits: %r" % (field, digits, value))
     for ch in text:
         if ch not in _HEX:
-            raise ProtocolError("offer field %s is not hexadecimal: %r" % (field, value))
+            raise OTAError(PROTOCOL, "offer field %s is not hexadecimal: %r" % (field, value))
     return text
 
 
@@ -120,8 +120,9 @@ class Digests:
         computed = self.hexdigests()
         for name, expected in (("md5", self.md5), ("sha256", self.sha256)):
             if expected is not None and computed[name] != expected:
-                raise VerifyError(
-                    "%s mismatch: expected %s, computed %s" % (name, expected, computed[name])
+                raise OTAError(
+                    VERIFY,
+                    "%s mismatch: expected %s, computed %s" % (name, expected, computed[name]),
                 )
 
 
@@ -151,4 +152,4 @@ def hash_slot(part, length, digests, scratch):
             part.readblocks(block, tail, 0)
             digests.update(tail)
     except OSError as exc:
-        raise FlashError("reading the slot at offset %d failed: %s" % (done, exc))
+        raise OTAError(FLASH, "reading the slot at offset %d failed: %s" % (done, exc))

@@ -86,7 +86,7 @@ class Downloader:
         lock_heap=False,
     ):
         if chunk < 256 or chunk > 65536:
-            raise errors.ConfigError("chunk must be 256..65536 bytes, got %d" % chunk)
+            raise errors.OTAError(errors.CONFIG, "chunk must be 256..65536 bytes, got %d" % chunk)
         self._client = client
         self.client = client  # public: the update cycle probes sizes with it
         self._slot = slot
@@ -185,7 +185,9 @@ class Downloader:
         while count > 0:
             n = resp.readinto(spare[: min(count, len(spare))])
             if n <= 0:
-                raise errors.DownloadError("connection closed while skipping to the offset")
+                raise errors.OTAError(
+                    errors.DOWNLOAD, "connection closed while skipping to the offset"
+                )
             count -= n
 
     def _open(self, start, end):
@@ -207,14 +209,15 @@ class Downloader:
             total = resp.range_total
             if total is not None and total != offer.size:
                 resp.close()
-                raise errors.VerifyError(
-                    "server has %d bytes, the offer says %d" % (total, offer.size)
+                raise errors.OTAError(
+                    errors.VERIFY, "server has %d bytes, the offer says %d" % (total, offer.size)
                 )
             if resp.range_start != start or resp.range_end != end - 1:
                 resp.close()
-                raise errors.DownloadError(
+                raise errors.OTAError(
+                    errors.DOWNLOAD,
                     "asked for bytes %d-%d, server sent %r-%r"
-                    % (start, end - 1, resp.range_start, resp.range_end)
+                    % (start, end - 1, resp.range_start, resp.range_end),
                 )
             length = resp.length
             return resp, end, -1 if length is None else start + length
@@ -222,19 +225,20 @@ class Downloader:
             length = resp.length
             if length is not None and length != offer.size:
                 resp.close()
-                raise errors.VerifyError(
-                    "server has %d bytes, the offer says %d" % (length, offer.size)
+                raise errors.OTAError(
+                    errors.VERIFY, "server has %d bytes, the offer says %d" % (length, offer.size)
                 )
             self._discard(resp, start)
             return resp, offer.size, -1 if length is None else length
         resp.close()
         if status == 416:
-            raise errors.VerifyError(
+            raise errors.OTAError(
+                errors.VERIFY,
                 "server cannot serve bytes %d-%d: its file is shorter than the offered %d bytes"
-                % (start, end - 1, offer.size)
+                % (start, end - 1, offer.size),
             )
         retry = status >= 500 or status in (408, 429)
-        raise errors.DownloadError("HTTP %d for the image" % status, retryable=retry)
+        raise errors.OTAError(errors.DOWNLOAD, "HTTP %d for the image" % status, retryable=retry)
 
     def _fetch(self, start):
         """One Range request from `start`, read until its window ends. Allocation per request."""
@@ -277,15 +281,17 @@ class Downloader:
                     moved = self._read_odd(resp, stop)
                     first = False
                 if moved <= 0:
-                    raise errors.DownloadError(
-                        "connection closed at byte %d of %d" % (got, size), retryable=True
+                    raise errors.OTAError(
+                        errors.DOWNLOAD,
+                        "connection closed at byte %d of %d" % (got, size),
+                        retryable=True,
                     )
                 self._between_pumps()
         except OSError as exc:
             if fast:  # from the socket itself: the transport names it (timeout, reset ...)
                 raise resp.failed(exc) from None
             resp.close()
-            raise errors.DownloadError("connection lost: %s" % (exc,), retryable=True)
+            raise errors.OTAError(errors.DOWNLOAD, "connection lost: %s" % (exc,), retryable=True)
         except errors.OTAError:
             resp.close()
             raise
@@ -316,7 +322,7 @@ class Downloader:
         try:
             return self._run(offer)
         except MemoryError:
-            raise errors.NoMemoryError("out of memory during the download") from None
+            raise errors.OTAError(errors.NO_MEMORY, "out of memory during the download") from None
         finally:
             close = getattr(
                 self._slot, "close", None
@@ -412,16 +418,18 @@ class Downloader:
         else:
             version = self._slot.validate(offer.size, self._scratch, self._image_sha)
         if offer.version and compare(version, offer.version) != 0:
-            raise errors.VersionError(
-                "the image says version %s, the offer %s" % (version, offer.version)
+            raise errors.OTAError(
+                errors.VERSION, "the image says version %s, the offer %s" % (version, offer.version)
             )
         if self._readback:
             again = Digests(md5=offer.md5, sha256=offer.sha256)
             hash_slot(self._slot.part, offer.size, again, self._scratch)
             try:
                 again.verify()
-            except errors.VerifyError as exc:
-                raise errors.FlashError("read-back of the slot differs: %s" % exc.message)
+            except errors.OTAError as exc:
+                raise errors.OTAError(
+                    errors.FLASH, "read-back of the slot differs: %s" % exc.message
+                )
         if self._on_event:
             self._on_event("verified", {"size": offer.size, "version": version})
         return version

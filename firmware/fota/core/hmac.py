@@ -6,7 +6,7 @@
 
 import hashlib
 
-from fota.core.errors import ConfigError
+from fota.core.errors import CONFIG, OTAError
 
 _BLOCK = 64  # the block size of md5, sha1 and sha256
 
@@ -23,7 +23,7 @@ def _new(name):
         return hashlib.sha1()
     if name == "sha256":
         return hashlib.sha256()
-    raise ConfigError("unknown hash %r: use md5, sha1 or sha256" % (name,))
+    raise OTAError(CONFIG, "unknown hash %r: use md5, sha1 or sha256" % (name,))
 
 
 def digest(name, key, msg):

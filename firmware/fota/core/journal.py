@@ -127,7 +127,9 @@ class Journal:
                     os.rename(self._tmp, self.path)
             self._key, self._size, self._count, self._gone = key, size, 0, False
         except OSError as exc:
-            raise errors.FlashError("cannot write the journal %s: %s" % (self.path, exc))
+            raise errors.OTAError(
+                errors.FLASH, "cannot write the journal %s: %s" % (self.path, exc)
+            )
 
     def clear(self):
         """Remove the journal (a finished download, or a fresh start)."""

@@ -54,17 +54,20 @@ class Offer:
     def check(self, capacity):
         """Raise if the offer cannot be installed in a slot of `capacity` bytes."""
         if not isinstance(self.url, str) or not self.url.startswith(_SCHEMES):
-            raise errors.ProtocolError("offer url must be http:// or https://")
+            raise errors.OTAError(errors.PROTOCOL, "offer url must be http:// or https://")
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size <= 0:
-            raise errors.ProtocolError(
-                "offer size must be a positive integer, got %r" % (self.size,)
+            raise errors.OTAError(
+                errors.PROTOCOL, "offer size must be a positive integer, got %r" % (self.size,)
             )
         if self.size > capacity:
-            raise errors.NoSpaceError(
-                "image of %d bytes does not fit the %d-byte slot" % (self.size, capacity)
+            raise errors.OTAError(
+                errors.NO_SPACE,
+                "image of %d bytes does not fit the %d-byte slot" % (self.size, capacity),
             )
         if not self.md5 and not self.sha256:
-            raise errors.ProtocolError("offer carries no md5 or sha256 to verify the image with")
+            raise errors.OTAError(
+                errors.PROTOCOL, "offer carries no md5 or sha256 to verify the image with"
+            )
 
 
 def probe_size(client, url, headers=None):
@@ -78,7 +81,8 @@ def probe_size(client, url, headers=None):
         resp.close()
     size = total if status == 206 else length if status == 200 else None
     if not isinstance(size, int) or size <= 0:
-        raise errors.DownloadError(
+        raise errors.OTAError(
+            errors.DOWNLOAD,
             "cannot learn the image size from %s (HTTP %d)" % (url, status),
             retryable=status >= 500,
         )

@@ -57,7 +57,7 @@ class Updater:
             if outcome["result"] == "succeeded":
                 self.cloud.succeeded(job, outcome["version"])
             else:
-                error = errors.OTAError(outcome["message"], reason=outcome["reason"])
+                error = errors.OTAError(outcome["reason"], outcome["message"])
                 self.cloud.failed(job, error, outcome["stage"])
         except errors.OTAError as exc:
             self._event("report_failed", {"result": outcome["result"], "error": exc.message})
@@ -91,13 +91,15 @@ class Updater:
                 self._owe("succeeded", offer.job, version)
                 return "none"
             if order < 0 and not self.allow_downgrade:
-                error = errors.VersionError(
-                    "refusing a downgrade from %s to %s" % (version, offer.version)
+                error = errors.OTAError(
+                    errors.VERSION, "refusing a downgrade from %s to %s" % (version, offer.version)
                 )
                 return self._fail(offer, error, DOWNLOAD_STAGE)
         try:
             self.cloud.start(offer)
-        except errors.RejectedError as exc:
+        except errors.OTAError as exc:
+            if exc.reason != errors.REJECTED:
+                raise
             self.store.update(skip=offer.key(), pending=None)
             self._event("skipped", {"version": offer.version, "error": exc.message})
             return "skipped"
@@ -126,7 +128,7 @@ class Updater:
 
             dl = None
             gc.collect()  # what the attempt held is garbage now: room for the report
-            error = errors.NoMemoryError("out of memory for the download")
+            error = errors.OTAError(errors.NO_MEMORY, "out of memory for the download")
             return self._fail(offer, error, DOWNLOAD_STAGE)
         self._event("verified", {"version": result.version, "size": result.size})
         if not offer.reboot:  # installed (e.g. handed to an attached MCU): done, no reboot
@@ -186,8 +188,8 @@ class Updater:
             return "confirmed"
         if pending.get("activated"):
             error = errors.OTAError(
+                errors.ROLLBACK,
                 "the bootloader rolled back to %s: %s did not confirm" % (running_version, target),
-                reason=errors.ROLLBACK,
             )
             self.store.update(pending=None, skip=pending.get("key"))
             self._event("rolled_back", {"version": running_version, "target": target})

@@ -17,7 +17,7 @@ def profile(path="/board.json"):
     except OSError:
         pass  # no profile on this board: a plain ESP32
     except ValueError:
-        raise errors.ConfigError("board.json is not valid JSON") from None
+        raise errors.OTAError(errors.CONFIG, "board.json is not valid JSON") from None
     return data
 
 
@@ -51,7 +51,7 @@ class Board:
         try:
             esp32.Partition.mark_app_valid_cancel_rollback()
         except OSError as exc:
-            raise errors.FlashError("cannot confirm the running image: %s" % (exc,))
+            raise errors.OTAError(errors.FLASH, "cannot confirm the running image: %s" % (exc,))
 
     def rollback(self):
         """Boot the other slot at the next reset (its image is validated by set_boot)."""
@@ -60,7 +60,7 @@ class Board:
         try:
             esp32.Partition(esp32.Partition.RUNNING).get_next_update().set_boot()
         except OSError as exc:
-            raise errors.FlashError("cannot switch to the other slot: %s" % (exc,))
+            raise errors.OTAError(errors.FLASH, "cannot switch to the other slot: %s" % (exc,))
 
     def reset(self):
         import machine

@@ -23,7 +23,7 @@ import struct
 from micropython import const
 
 from fota.core.digest import hash_slot
-from fota.core.errors import FlashError, VerifyError
+from fota.core.errors import FLASH, VERIFY, OTAError
 
 _BLOCK = const(4096)
 _IMAGE_MAGIC = const(0xE9)
@@ -52,29 +52,31 @@ def _version(desc):
     """The version in the 48 bytes desc (the start of esp_app_desc_t); VerifyError if invalid."""
     magic = struct.unpack_from("<I", desc, 0)[0]
     if magic != _DESC_MAGIC:
-        raise VerifyError("no app descriptor: magic 0x%08x, expected 0xabcd5432" % magic)
+        raise OTAError(VERIFY, "no app descriptor: magic 0x%08x, expected 0xabcd5432" % magic)
     raw = bytes(desc[16:48])
     end = raw.find(b"\x00")
     if end < 0:
-        raise VerifyError("app descriptor version is not NUL-terminated")
+        raise OTAError(VERIFY, "app descriptor version is not NUL-terminated")
     if end == 0:
-        raise VerifyError("app descriptor version is empty")
+        raise OTAError(VERIFY, "app descriptor version is empty")
     for b in raw[:end]:
         if b < 0x20 or b > 0x7E:
-            raise VerifyError("app descriptor version is not printable ASCII: %r" % raw[:end])
+            raise OTAError(VERIFY, "app descriptor version is not printable ASCII: %r" % raw[:end])
     return raw[:end].decode()
 
 
 def _header(buf, chip_id):
     """(segment count, hash_appended) of a 24-byte image header; VerifyError if unusable."""
     if buf[0] != _IMAGE_MAGIC:
-        raise VerifyError("bad image magic 0x%02x, expected 0xe9" % buf[0])
+        raise OTAError(VERIFY, "bad image magic 0x%02x, expected 0xe9" % buf[0])
     count = buf[1]
     if count == 0 or count > _MAX_SEGMENTS:
-        raise VerifyError("bad segment count %d, expected 1..16" % count)
+        raise OTAError(VERIFY, "bad segment count %d, expected 1..16" % count)
     chip = buf[12] | (buf[13] << 8)
     if chip_id is not None and chip != chip_id:
-        raise VerifyError("image is for chip id %d, this board is chip id %d" % (chip, chip_id))
+        raise OTAError(
+            VERIFY, "image is for chip id %d, this board is chip id %d" % (chip, chip_id)
+        )
     return count, buf[23]
 
 
@@ -92,7 +94,7 @@ def check(part, length, chip_id, scratch, sha=True, prefix=None):
     try:
         return _check(part, length, chip_id, mv, sha, prefix)
     except OSError as exc:
-        raise FlashError("reading the image back failed: %s" % exc)
+        raise OTAError(FLASH, "reading the image back failed: %s" % exc)
 
 
 def _hash_from(part, h, start, end, mv):
@@ -105,23 +107,25 @@ def _hash_from(part, h, start, end, mv):
 
 def _check(part, length, chip_id, mv, sha, prefix):
     if length < _HEADER_LEN:
-        raise VerifyError("image length %d is shorter than the 24-byte image header" % length)
+        raise OTAError(VERIFY, "image length %d is shorter than the 24-byte image header" % length)
     count, hash_appended = _header(_read(part, mv, 0, _HEADER_LEN), chip_id)
     pos = _HEADER_LEN
     first = 0
     for i in range(count):
         if pos + 8 > length:
-            raise VerifyError(
-                "segment %d header at offset %d runs past the image length %d" % (i, pos, length)
+            raise OTAError(
+                VERIFY,
+                "segment %d header at offset %d runs past the image length %d" % (i, pos, length),
             )
         size = struct.unpack_from("<I", _read(part, mv, pos + 4, 4), 0)[0]
         pos += 8
         if size % 4:
-            raise VerifyError("segment %d length %d is not a multiple of 4" % (i, size))
+            raise OTAError(VERIFY, "segment %d length %d is not a multiple of 4" % (i, size))
         if pos + size > length:
-            raise VerifyError(
+            raise OTAError(
+                VERIFY,
                 "segment %d data (%d bytes at offset %d) runs past the image length %d"
-                % (i, size, pos, length)
+                % (i, size, pos, length),
             )
         if i == 0:
             first = size
@@ -129,9 +133,10 @@ def _check(part, length, chip_id, mv, sha, prefix):
     pos += 16 - pos % 16  # the checksum byte ends a 16-byte line
     end = pos + _HASH_LEN if hash_appended == 1 else pos
     if end > length:
-        raise VerifyError(
+        raise OTAError(
+            VERIFY,
             "image needs %d bytes (checksum%s included), more than the length %d"
-            % (end, " and SHA-256" if hash_appended == 1 else "", length)
+            % (end, " and SHA-256" if hash_appended == 1 else "", length),
         )
     if hash_appended == 1 and sha:
         if prefix is not None and prefix[1] <= pos:
@@ -143,12 +148,13 @@ def _check(part, length, chip_id, mv, sha, prefix):
         computed = h.digest()
         stored = bytes(_read(part, mv, pos, _HASH_LEN))
         if computed != stored:
-            raise VerifyError(
+            raise OTAError(
+                VERIFY,
                 "appended SHA-256 mismatch: image has %s, computed %s"
-                % (binascii.hexlify(stored).decode(), binascii.hexlify(computed).decode())
+                % (binascii.hexlify(stored).decode(), binascii.hexlify(computed).decode()),
             )
     if first < _DESC_LEN:
-        raise VerifyError("first segment (%d bytes) too short for the app descriptor" % first)
+        raise OTAError(VERIFY, "first segment (%d bytes) too short for the app descriptor" % first)
     return _version(_read(part, mv, _DESC_OFFSET, 48))
 
 
@@ -159,9 +165,9 @@ def app_version(part, scratch):
     try:
         buf = _read(part, mv, 0, _DESC_OFFSET + 48)
     except OSError as exc:
-        raise FlashError("reading the image header failed: %s" % exc)
+        raise OTAError(FLASH, "reading the image header failed: %s" % exc)
     _header(buf, None)
     first = struct.unpack_from("<I", buf, _HEADER_LEN + 4)[0]
     if first < _DESC_LEN:
-        raise VerifyError("first segment (%d bytes) too short for the app descriptor" % first)
+        raise OTAError(VERIFY, "first segment (%d bytes) too short for the app descriptor" % first)
     return _version(buf[_DESC_OFFSET:])

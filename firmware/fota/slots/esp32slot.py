@@ -21,7 +21,7 @@ class Esp32Slot:
     def __init__(self, chip="esp32", partition=None):
         """partition: an esp32.Partition to write (default: the next OTA update slot)."""
         if chip not in CHIP_IDS:
-            raise errors.ConfigError("unknown chip %r" % (chip,))
+            raise errors.OTAError(errors.CONFIG, "unknown chip %r" % (chip,))
         self.chip_id = CHIP_IDS[chip]
         import esp32  # lazily: nothing touches hardware at import time
 
@@ -29,17 +29,18 @@ class Esp32Slot:
             running = esp32.Partition(esp32.Partition.RUNNING)
             self.part = partition or running.get_next_update()
         except OSError as exc:
-            raise errors.FlashError("no OTA update partition: %s" % (exc,))
+            raise errors.OTAError(errors.FLASH, "no OTA update partition: %s" % (exc,))
         if self.part.info()[2] == running.info()[2]:
-            raise errors.FlashError("refusing to write the running partition")
+            raise errors.OTAError(errors.FLASH, "refusing to write the running partition")
         self.capacity = (self.part.ioctl(4, 0) or 0) * BLOCK
         self.label = self.part.info()[4]
 
     def begin(self, size):
         """Check that an image of `size` bytes fits; nothing is erased here."""
         if size > self.capacity:
-            raise errors.NoSpaceError(
-                "image of %d bytes does not fit %s (%d bytes)" % (size, self.label, self.capacity)
+            raise errors.OTAError(
+                errors.NO_SPACE,
+                "image of %d bytes does not fit %s (%d bytes)" % (size, self.label, self.capacity),
             )
 
     def write(self, block, buf):
@@ -59,13 +60,17 @@ class Esp32Slot:
 
     def failed(self, block, exc):
         """The FlashError for an OSError `exc` from writing `block`."""
-        return errors.FlashError("writing block %d of %s failed: %s" % (block, self.label, exc))
+        return errors.OTAError(
+            errors.FLASH, "writing block %d of %s failed: %s" % (block, self.label, exc)
+        )
 
     def read(self, block, buf):
         try:
             self.part.readblocks(block, buf)
         except OSError as exc:
-            raise errors.FlashError("reading block %d of %s failed: %s" % (block, self.label, exc))
+            raise errors.OTAError(
+                errors.FLASH, "reading block %d of %s failed: %s" % (block, self.label, exc)
+            )
 
     def sha_prefix(self, size):
         """How many leading bytes of an image of `size` bytes validate() can take as a streamed
@@ -81,7 +86,7 @@ class Esp32Slot:
         try:
             return esp32image.check(self.part, size, self.chip_id, scratch, sha, prefix)
         except OSError as exc:
-            raise errors.FlashError("reading %s failed: %s" % (self.label, exc))
+            raise errors.OTAError(errors.FLASH, "reading %s failed: %s" % (self.label, exc))
 
     def activate(self):
         """Make the slot the one the bootloader starts at the next reset."""
@@ -89,5 +94,7 @@ class Esp32Slot:
             self.part.set_boot()
         except OSError as exc:
             if exc.args and exc.args[0] == _ESP_ERR_OTA_VALIDATE_FAILED:
-                raise errors.VerifyError("the bootloader rejects the image in %s" % self.label)
-            raise errors.FlashError("cannot switch the boot partition: %s" % (exc,))
+                raise errors.OTAError(
+                    errors.VERIFY, "the bootloader rejects the image in %s" % self.label
+                )
+            raise errors.OTAError(errors.FLASH, "cannot switch the boot partition: %s" % (exc,))

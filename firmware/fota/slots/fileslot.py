@@ -32,12 +32,15 @@ class FileSlot:
 
     def begin(self, size):
         if size > self.capacity:
-            raise errors.NoSpaceError(
+            raise errors.OTAError(
+                errors.NO_SPACE,
                 "image of %d bytes is over the %d bytes allowed for %s"
-                % (size, self.capacity, self.path)
+                % (size, self.capacity, self.path),
             )
         if _hook[0] is None:
-            raise errors.ConfigError("no MCU hook registered (fota.slots.fileslot.set_hook)")
+            raise errors.OTAError(
+                errors.CONFIG, "no MCU hook registered (fota.slots.fileslot.set_hook)"
+            )
         self.size = size
         try:
             self._f = open(self.path, "r+b")  # keep what a resumed download already wrote
@@ -45,17 +48,17 @@ class FileSlot:
             try:
                 self._f = open(self.path, "w+b")
             except OSError as exc:
-                raise errors.FlashError("cannot create %s: %s" % (self.path, exc))
+                raise errors.OTAError(errors.FLASH, "cannot create %s: %s" % (self.path, exc))
 
     def write(self, block, buf):
         f = self._f
         if f is None:
-            raise errors.FlashError("write before begin")
+            raise errors.OTAError(errors.FLASH, "write before begin")
         try:
             f.seek(block * _BLOCK)
             f.write(buf)
         except OSError as exc:
-            raise errors.NoSpaceError("writing %s failed: %s" % (self.path, exc))
+            raise errors.OTAError(errors.NO_SPACE, "writing %s failed: %s" % (self.path, exc))
 
     def readblocks(self, block, buf, offset=0):
         f = self._f
@@ -71,7 +74,7 @@ class FileSlot:
         try:
             self.readblocks(block, buf)
         except OSError as exc:
-            raise errors.FlashError("reading %s failed: %s" % (self.path, exc))
+            raise errors.OTAError(errors.FLASH, "reading %s failed: %s" % (self.path, exc))
 
     def validate(self, size, scratch, sha=True):
         """MCU images have no format the agent knows: the offer's digests are the check."""
@@ -92,6 +95,6 @@ class FileSlot:
         try:
             ok = hook(self.path, self.size, self.version) if hook else False
         except Exception as exc:  # the application's code: any failure is the MCU's failure
-            raise errors.FlashError("the MCU hook failed: %s" % (exc,))
+            raise errors.OTAError(errors.FLASH, "the MCU hook failed: %s" % (exc,))
         if ok is not True:
-            raise errors.FlashError("the MCU hook refused the image")
+            raise errors.OTAError(errors.FLASH, "the MCU hook refused the image")

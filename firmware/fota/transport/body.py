@@ -5,14 +5,14 @@
 # Both read through Response.readinto and allocate the result; a body over `limit` bytes is a
 # ProtocolError (and the connection is closed), so no server can exhaust RAM.
 
-from fota.core.errors import ProtocolError
+from fota.core.errors import PROTOCOL, OTAError
 
 
 def body(resp, limit):
     """The whole body of resp as bytes; ProtocolError if it is longer than limit."""
     if resp.length is not None and resp.length > limit:
         resp.close()
-        raise ProtocolError("response body of %d bytes is over %d" % (resp.length, limit))
+        raise OTAError(PROTOCOL, "response body of %d bytes is over %d" % (resp.length, limit))
     out = bytearray()
     scratch = bytearray(256)
     while True:
@@ -21,7 +21,7 @@ def body(resp, limit):
             return bytes(out)
         if len(out) + n > limit:
             resp.close()
-            raise ProtocolError("response body is over %d bytes" % limit)
+            raise OTAError(PROTOCOL, "response body is over %d bytes" % limit)
         out.extend(scratch if n == len(scratch) else scratch[:n])
 
 
@@ -33,4 +33,4 @@ def json(resp, limit):
     try:
         return loads(data)
     except ValueError:
-        raise ProtocolError("the response is not valid JSON") from None
+        raise OTAError(PROTOCOL, "the response is not valid JSON") from None

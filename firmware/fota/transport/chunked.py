@@ -9,7 +9,7 @@
 
 from micropython import const
 
-from fota.core.errors import ProtocolError
+from fota.core.errors import PROTOCOL, OTAError
 from fota.transport.http import _num
 
 _MAX_TRAILERS = const(32)
@@ -21,7 +21,7 @@ def next_chunk(client, resp):
     if resp._chunks:
         start = client._line()
         if start != client._le:
-            raise ProtocolError("no CRLF after a chunk")
+            raise OTAError(PROTOCOL, "no CRLF after a chunk")
     resp._chunks += 1
     start = client._line()
     end = client._le
@@ -32,7 +32,7 @@ def next_chunk(client, resp):
         end -= 1
     size = _num(buf, start, end, 16)
     if size < 0:
-        raise ProtocolError("bad chunk size")
+        raise OTAError(PROTOCOL, "bad chunk size")
     if size:
         resp._left = size
         return True
@@ -41,4 +41,4 @@ def next_chunk(client, resp):
         if start == client._le:
             client._finish(resp)
             return False
-    raise ProtocolError("more than %d trailer lines" % _MAX_TRAILERS)
+    raise OTAError(PROTOCOL, "more than %d trailer lines" % _MAX_TRAILERS)

@@ -31,8 +31,7 @@ import socket
 
 from micropython import const
 
-from fota.core.errors import ConfigError, DownloadError, NoMemoryError, OTAError, ProtocolError
-from fota.core.errors import TimeoutError as FotaTimeout
+from fota.core.errors import CONFIG, DOWNLOAD, NO_MEMORY, PROTOCOL, TIMEOUT, OTAError
 from fota.transport import url as _url
 
 TYPE_CHECKING = False
@@ -114,8 +113,10 @@ class Response:
                 client._finish(self)
                 return 0
             client._close()
-            raise DownloadError(
-                "connection closed after %d body bytes (%d more expected)" % (self._got, self._left)
+            raise OTAError(
+                DOWNLOAD,
+                "connection closed after %d body bytes (%d more expected)"
+                % (self._got, self._left),
             )
         self._got += n
         if mode != _EOF:
@@ -238,7 +239,7 @@ class Client:
         OneNET's bare `Range: start-end`. The caller judges 200/206/416 and the Content-Range."""
         last = -1 if end is None else end
         if start < 0 or (end is not None and end < start):
-            raise ConfigError("bad byte range %r-%r" % (start, end))
+            raise OTAError(CONFIG, "bad byte range %r-%r" % (start, end))
         return self._request("GET", url, headers, None, None, keep, start, last, bare)
 
     def close(self):
@@ -266,9 +267,9 @@ class Client:
                 method, url, headers, body, ctype = follow(resp, method, url, headers, body, ctype)
         except MemoryError:
             self._close()
-            raise NoMemoryError("out of memory in an HTTP request") from None
+            raise OTAError(NO_MEMORY, "out of memory in an HTTP request") from None
         self.response.close()
-        raise DownloadError("too many redirects (more than %d)" % self.max_redirects)
+        raise OTAError(DOWNLOAD, "too many redirects (more than %d)" % self.max_redirects)
 
     def _exchange(self, method, url, headers, body, ctype, keep, first, last, bare):
         if url is not self._url and url != self._url:
@@ -280,9 +281,9 @@ class Client:
             self._url = url
         tls, host, port, name, target = self._parts
         if tls and self.ca is None:
-            raise ConfigError("https needs a CA certificate (none configured): " + url)
+            raise OTAError(CONFIG, "https needs a CA certificate (none configured): " + url)
         if not tls and not self.allow_http:
-            raise ConfigError("plain http is not allowed (allow_http is off): " + url)
+            raise OTAError(CONFIG, "plain http is not allowed (allow_http is off): " + url)
         resp = self.response
         resp._reset()
         origin = self._origin
@@ -306,7 +307,9 @@ class Client:
                 break
             if not reuse:
                 self._close()
-                raise DownloadError("%s:%d closed the connection without an answer" % (host, port))
+                raise OTAError(
+                    DOWNLOAD, "%s:%d closed the connection without an answer" % (host, port)
+                )
             reuse = False  # a kept-alive connection the server had closed: one new attempt
             self._connect(tls, host, port)
         self.requests += 1
@@ -323,7 +326,7 @@ class Client:
         try:
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         except OSError as exc:
-            raise DownloadError("cannot resolve %s: %s" % (host, exc)) from None
+            raise OTAError(DOWNLOAD, "cannot resolve %s: %s" % (host, exc)) from None
         raw = None
         for info in infos:
             raw = socket.socket(info[0], socket.SOCK_STREAM)
@@ -337,7 +340,7 @@ class Client:
                 if _is_timeout(exc) or info is infos[-1]:
                     raise self._fail(exc, "connect to %s:%d" % (host, port)) from None
         if raw is None:
-            raise DownloadError("no address for %s" % host)
+            raise OTAError(DOWNLOAD, "no address for %s" % host)
         self.connects += 1
         sock = raw
         if tls:
@@ -383,11 +386,11 @@ class Client:
         if isinstance(exc, OTAError):
             return exc
         if isinstance(exc, MemoryError):
-            return NoMemoryError("out of memory: " + what)
+            return OTAError(NO_MEMORY, "out of memory: " + what)
         if isinstance(exc, OSError) and _is_timeout(exc):
-            return FotaTimeout("timed out: " + what)
+            return OTAError(TIMEOUT, "timed out: " + what)
         if isinstance(exc, OSError):
-            return DownloadError("network error: %s: %r" % (what, exc))
+            return OTAError(DOWNLOAD, "network error: %s: %r" % (what, exc))
         return exc
 
     def _blocking(self, on):
@@ -443,9 +446,9 @@ class Client:
             if i >= 0:
                 break
             if self._pos == 0 and self._end == _BUF:
-                raise ProtocolError("header line longer than %d bytes" % _BUF)
+                raise OTAError(PROTOCOL, "header line longer than %d bytes" % _BUF)
             if self._fill() == 0:
-                raise DownloadError("connection closed in the middle of a response head")
+                raise OTAError(DOWNLOAD, "connection closed in the middle of a response head")
         start = self._pos
         self._pos = i + 1
         if i > start and buf[i - 1] == 13:
@@ -483,7 +486,7 @@ class Client:
                 value = str(headers[key])
                 for text in (key, value):
                     if "\n" in text or "\r" in text:
-                        raise ConfigError("line break in HTTP header %r" % key)
+                        raise OTAError(CONFIG, "line break in HTTP header %r" % key)
                 put(b"\r\n")
                 put(key.encode())
                 put(b": ")
@@ -547,10 +550,10 @@ class Client:
                 or buf[start + 8] != 32
                 or (end > start + 12 and buf[start + 12] != 32)
             ):
-                raise ProtocolError("malformed status line")
+                raise OTAError(PROTOCOL, "malformed status line")
             status = _num(buf, start + 9, start + 12, 10)
             if status < 100:
-                raise ProtocolError("malformed status line")
+                raise OTAError(PROTOCOL, "malformed status line")
             resp.status = status
             resp._close = buf[start + 7] == 48  # HTTP/1.0 closes unless it says keep-alive
             count = 0
@@ -561,10 +564,10 @@ class Client:
                     break
                 count += 1
                 if count > _MAX_HEADERS:
-                    raise ProtocolError("more than %d header lines" % _MAX_HEADERS)
+                    raise OTAError(PROTOCOL, "more than %d header lines" % _MAX_HEADERS)
                 colon = buf.find(b":", start, end)
                 if colon <= start or buf[start] in (32, 9):
-                    raise ProtocolError("malformed header line")
+                    raise OTAError(PROTOCOL, "malformed header line")
                 vs = colon + 1
                 while vs < end and buf[vs] in (32, 9):
                     vs += 1
@@ -574,7 +577,7 @@ class Client:
             if status >= 200:
                 break
             if status == 101:
-                raise ProtocolError("unexpected 101 Switching Protocols")
+                raise OTAError(PROTOCOL, "unexpected 101 Switching Protocols")
             resp._reset()  # 1xx: an interim answer, the real one follows
         if method == "HEAD" or status in (204, 304):
             resp._mode = _DONE
@@ -595,13 +598,13 @@ class Client:
         if n == 14 and _ieq(buf, start, b"content-length"):
             value = _num(buf, vs, ve, 10)
             if value < 0 or (resp.length is not None and resp.length != value):
-                raise ProtocolError("bad Content-Length")
+                raise OTAError(PROTOCOL, "bad Content-Length")
             resp.length = value
         elif n == 13 and _ieq(buf, start, b"content-range"):
             _content_range(resp, buf, vs, ve)
         elif n == 17 and _ieq(buf, start, b"transfer-encoding"):
             if ve - vs != 7 or not _ieq(buf, vs, b"chunked"):
-                raise ProtocolError("unsupported Transfer-Encoding")
+                raise OTAError(PROTOCOL, "unsupported Transfer-Encoding")
             return True
         elif n == 10 and _ieq(buf, start, b"connection"):
             if ve - vs == 10 and _ieq(buf, vs, b"keep-alive"):  # the usual answer, quickly
@@ -667,14 +670,14 @@ def _text(mv, start, end):
     try:
         return str(mv[start:end], "utf-8")
     except ValueError:
-        raise ProtocolError("header value is not UTF-8") from None
+        raise OTAError(PROTOCOL, "header value is not UTF-8") from None
 
 
 def _content_range(resp, buf, start, end):
     # "bytes A-B/N", "bytes A-B/*" or "bytes */N"; anything else is a ProtocolError
     slash = buf.find(b"/", start, end)
     if end - start < 9 or not _ieq(buf, start, b"bytes ") or slash < 0:
-        raise ProtocolError("malformed Content-Range")
+        raise OTAError(PROTOCOL, "malformed Content-Range")
     total = None if slash + 2 == end and buf[slash + 1] == 42 else _num(buf, slash + 1, end, 10)
     first = last = None
     if not (slash == start + 7 and buf[start + 6] == 42):
@@ -682,9 +685,9 @@ def _content_range(resp, buf, start, end):
         first = _num(buf, start + 6, dash, 10) if dash >= 0 else -1
         last = _num(buf, dash + 1, slash, 10) if dash >= 0 else -1
         if first < 0 or last < first or (total is not None and last >= total):
-            raise ProtocolError("malformed Content-Range")
+            raise OTAError(PROTOCOL, "malformed Content-Range")
     elif total is None:
-        raise ProtocolError("malformed Content-Range")
+        raise OTAError(PROTOCOL, "malformed Content-Range")
     if total is not None and total < 0:
-        raise ProtocolError("malformed Content-Range")
+        raise OTAError(PROTOCOL, "malformed Content-Range")
     resp.range_start, resp.range_end, resp.range_total = first, last, total

@@ -7,7 +7,7 @@
 
 from micropython import const
 
-from fota.core.errors import ConfigError, ProtocolError
+from fota.core.errors import PROTOCOL, OTAError
 from fota.transport import url as _url
 
 _DRAIN = const(1024)  # redirect bodies up to this size are read to keep the connection
@@ -39,13 +39,14 @@ def follow(resp, method, url, headers, body, ctype):
     location = resp.location
     try:
         resp.body(_DRAIN)  # keeps the connection for a same-host redirect
-    except ProtocolError:
-        pass
+    except OTAError as exc:  # a long body: the connection closes, the redirect still goes
+        if exc.reason != PROTOCOL:
+            raise
     new = resolve(url, location)
     try:
         _url.split(new)
-    except ConfigError as exc:
-        raise ProtocolError("bad redirect Location: " + exc.message) from None
+    except OTAError as exc:
+        raise OTAError(PROTOCOL, "bad redirect Location: " + exc.message) from None
     if resp.status == 303 and method != "HEAD":
         method, body, ctype = "GET", None, False
     if headers and _url.split(url)[:3] != _url.split(new)[:3]:

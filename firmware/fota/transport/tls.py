@@ -7,7 +7,7 @@
 
 import ssl
 
-from fota.core.errors import ConfigError, DownloadError
+from fota.core.errors import CONFIG, DOWNLOAD, OTAError
 
 
 def wrap(client, raw, host, port):
@@ -20,7 +20,7 @@ def wrap(client, raw, host, port):
             ctx.load_verify_locations(cadata=client.ca)
         except (ValueError, OSError) as exc:
             raw.close()
-            raise ConfigError("the CA is not a usable DER certificate: %s" % exc) from None
+            raise OTAError(CONFIG, "the CA is not a usable DER certificate: %s" % exc) from None
         client._ctx = ctx
     try:
         return ctx.wrap_socket(raw, server_hostname=host)
@@ -30,5 +30,5 @@ def wrap(client, raw, host, port):
         # X509_CERT_VERIFY_FAILED), CPython SSLCertVerificationError, a ValueError too
         if isinstance(exc, ValueError) or exc.args[:1] == (-0x2700,):
             reason = str(exc).strip()
-            raise DownloadError("TLS verification of %s failed: %s" % (host, reason)) from None
+            raise OTAError(DOWNLOAD, "TLS verification of %s failed: %s" % (host, reason)) from None
         raise client._fail(exc, "TLS handshake with %s:%d" % (host, port)) from None

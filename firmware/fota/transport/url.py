@@ -6,7 +6,7 @@
 # small strings. Raises ConfigError for a URL the client cannot use; the client turns that into
 # ProtocolError when the URL came from a server's Location header.
 
-from fota.core.errors import ConfigError
+from fota.core.errors import CONFIG, OTAError
 
 
 def _authority_end(url, start):
@@ -27,7 +27,7 @@ def split(url):
     """
     for c in url:
         if c <= " " or c == "\x7f":
-            raise ConfigError("URL contains a space or control character: %r" % url)
+            raise OTAError(CONFIG, "URL contains a space or control character: %r" % url)
     i = url.find("://")
     scheme = url[:i].lower() if i > 0 else ""
     if scheme == "https":
@@ -35,7 +35,7 @@ def split(url):
     elif scheme == "http":
         tls, port = False, 80
     else:
-        raise ConfigError("not an http:// or https:// URL: %r" % url)
+        raise OTAError(CONFIG, "not an http:// or https:// URL: %r" % url)
     start = i + 3
     end = _authority_end(url, start)
     authority = url[start:end]
@@ -46,7 +46,7 @@ def split(url):
     if not target.startswith("/"):
         target = "/" + target
     if "@" in authority:
-        raise ConfigError("credentials in URLs are not supported: %r" % url)
+        raise OTAError(CONFIG, "credentials in URLs are not supported: %r" % url)
     if authority.startswith("["):
         i = authority.find("]")
         host = authority[1:i] if i > 0 else ""
@@ -58,8 +58,8 @@ def split(url):
     if rest:
         digits = rest[1:]
         if rest[0] != ":" or not digits.isdigit() or len(digits) > 5 or not 0 < int(digits) < 65536:
-            raise ConfigError("bad port in URL: %r" % url)
+            raise OTAError(CONFIG, "bad port in URL: %r" % url)
         port = int(digits)
     if not host:
-        raise ConfigError("no host in URL: %r" % url)
+        raise OTAError(CONFIG, "no host in URL: %r" % url)
     return tls, host, port, target
