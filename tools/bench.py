@@ -22,6 +22,9 @@ and collector block sizes, the reference for every memory figure, and x64, 64-bi
    device side of this script, tools/bench_device.py, and a lean file-backed stand-in for
    esp32.Partition, tools/bench_rt/esp32.py: C code on a device) and for the agent's imports
    alone (its code); (b) in the same harness; (c) on the test suite's faithful esp32 shim.
+3. Heap per module, on i386: every module of firmware/fota (found by walking it), imported from
+   .mpy in a fresh process after the modules it imports, so that the gc.mem_alloc() delta is its
+   own; sorted by size, their sum, all of them in one process, and the qstr pools then.
 Prints the tables and writes them to --out (tools/bench_results.md by default). --quick: three
 rounds, a smoke run. Errors: `bench: message`, exit status 1.
 """
@@ -30,6 +33,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -204,6 +208,83 @@ def _heaps(rt, mpy, common):
     }
 
 
+# --- heap per module -----------------------------------------------------------------------------
+
+# Run with `-c`: what importing NAME loads besides itself (a fresh process: nothing loaded yet).
+_DEPS = """import sys
+before = set(sys.modules)
+__import__(%r)
+print("DEPS", " ".join(n for n in sys.modules if n not in before and n != %r))
+"""
+# The heap NAME holds once the modules it imports are in: the collector's count before and after.
+_HEAP = """import gc
+for n in %r:
+    __import__(n)
+gc.collect()
+a = gc.mem_alloc()
+__import__(%r)
+gc.collect()
+print("HEAP", gc.mem_alloc() - a)
+"""
+# Every module in one process, in the given order, and the qstr pools before and after.
+_ALL = """import gc, micropython
+micropython.qstr_info()
+gc.collect()
+a = gc.mem_alloc()
+for n in %r:
+    __import__(n)
+gc.collect()
+print("ALL", gc.mem_alloc() - a)
+micropython.qstr_info()
+"""
+_QSTR = re.compile(
+    r"qstr pool: n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)"
+)
+
+
+def _module_names():
+    """Every module of firmware/fota, packages and sub-packages included, sorted."""
+    names = []
+    for src in FIRMWARE.joinpath("fota").rglob("*.py"):
+        parts = list(src.relative_to(FIRMWARE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        names.append(".".join(parts))
+    return sorted(names)
+
+
+def _marked(rt, path, code, mark):
+    """-> (the words after `mark` on the line the program printed, None) or (None, why not)."""
+    proc = rt.run(["-c", code], path)
+    for line in proc.stdout.splitlines():
+        if line.startswith(mark + " ") or line == mark:
+            return line[len(mark) :].split(), None
+    return None, _tail(proc)
+
+
+def _modules(rt, mpy):
+    """[(module, bytes)] largest first, {module: why} of those that do not import on this
+    port, all-at-once bytes, qstr pools (before, after) in bytes and the number of qstrs after."""
+    path = [mpy / "agent", mpy / "shim"]  # the shims: hardware modules a module may import
+    sizes = []
+    broken = {}
+    for name in _module_names():
+        deps, why = _marked(rt, path, _DEPS % (name, name), "DEPS")
+        if deps is not None:
+            heap, why = _marked(rt, path, _HEAP % (deps, name), "HEAP")
+            if heap is not None:
+                sizes.append((name, int(heap[0])))
+                continue
+        broken[name] = why  # a row of its own: the other modules are still measured
+    sizes.sort(key=lambda item: (-item[1], item[0]))
+    proc = rt.run(["-c", _ALL % (sorted(name for name, _ in sizes),)], path)
+    pools = [tuple(map(int, m.groups())) for m in _QSTR.finditer(proc.stdout)]
+    together = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("ALL ")]
+    if len(pools) != 2 or not together:
+        raise BenchError("importing every module on %s: %s" % (rt.name, _tail(proc)))
+    return sizes, broken, int(together[0]), (pools[0][3], pools[1][3]), pools[1][1]
+
+
 # --- the report ----------------------------------------------------------------------------------
 
 
@@ -211,7 +292,7 @@ def _kb(n):
     return "%d KB" % (n // KB)
 
 
-def _tables(opts, rts, speeds, heaps, seconds):
+def _tables(opts, rts, speeds, heaps, modules, seconds):
     names = [rt.name for rt in rts]
     out = [
         "Measured by `make bench` on %s on both builds of the MicroPython unix port: %s. i386 "
@@ -275,6 +356,32 @@ def _tables(opts, rts, speeds, heaps, seconds):
     ]  # fmt: skip
     for label, cell in rows:
         out.append("| %s | %s |" % (label, " | ".join(cell(heaps[n]) for n in names)))
+    sizes, broken, together, pools, qstrs = modules
+    out += [
+        "",
+        "## Heap per module (%s)" % REFERENCE,
+        "",
+        "What each module of firmware/fota holds once imported from .mpy: gc.mem_alloc() after "
+        "a collection, before and after its import, in a fresh process where the modules it "
+        "imports are already loaded. The qstr pools (the names the modules intern) are on the "
+        "heap and in these figures; a pool grows in steps, so a module's figure may include "
+        "room for the next one's names.",
+        "",
+        "| module | heap |",
+        "|---|---|",
+    ]
+    out += ["| %s | %d B |" % (name, size) for name, size in sizes]
+    out += ["| %s | does not import on this port: %s |" % item for item in sorted(broken.items())]
+    total = sum(size for _, size in sizes)
+    out.append("| **sum** | **%d B (%.1f KB)** |" % (total, total / KB))
+    out.append(
+        "| all %d modules imported in one process | %d B (%.1f KB) |"
+        % (len(sizes), together, together / KB)
+    )
+    out.append(
+        "| qstr pools after importing everything (%d qstrs; %d B before) | %d B |"
+        % (qstrs, pools[0], pools[1])
+    )
     out += ["", "The whole run took %.0f s." % seconds]
     return "\n".join(out) + "\n"
 
@@ -296,6 +403,7 @@ def main(argv=None) -> int:
         if opts.rounds < 1 or opts.chunk < 4096 or opts.chunk % 4096:
             raise BenchError("--rounds must be 1 or more, --chunk a multiple of 4096")
         rts = [Runtime(name) for name in RUNTIMES]
+        reference = rts[0]
         with tempfile.TemporaryDirectory(prefix="fota-bench-") as tmp:
             work = Path(tmp)
             mpy = _compile(work)
@@ -304,6 +412,7 @@ def main(argv=None) -> int:
                 common = [base + "/fw.bin", str(size), md5, str(flash), str(opts.chunk), str(work)]
                 speeds = _throughput(rts, mpy, common, opts.rounds)
                 heaps = {rt.name: _heaps(rt, mpy, common) for rt in rts}
+            modules = _modules(reference, mpy)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 1
@@ -311,7 +420,7 @@ def main(argv=None) -> int:
             subprocess.SubprocessError, OSError, ValueError) as exc:  # fmt: skip
         print("bench: %s" % exc, file=sys.stderr)
         return 1
-    table = _tables(opts, rts, speeds, heaps, time.monotonic() - started)
+    table = _tables(opts, rts, speeds, heaps, modules, time.monotonic() - started)
     print(table)
     try:
         Path(opts.out).write_text("# Benchmark results\n\n" + table)
