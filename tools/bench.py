@@ -1,6 +1,7 @@
 """make bench: the agent against the limits of this machine, on both MicroPython builds in one run.
 
-usage: python tools/bench.py [--rounds N] [--chunk BYTES] [--out FILE] [--quick]
+usage: python tools/bench.py [--rounds N] [--chunk BYTES] [--out FILE] [--cycle CLOUD,...|none]
+                             [--quick]
 
 Runs on the two builds of the unix port (tools/runtimes.py): i386, 32-bit with an ESP32's object
 and collector block sizes, the reference for every memory figure, and x64, 64-bit. In order:
@@ -25,20 +26,33 @@ and collector block sizes, the reference for every memory figure, and x64, 64-bi
 3. Heap per module, on i386: every module of firmware/fota (found by walking it), imported from
    .mpy in a fresh process after the modules it imports, so that the gc.mem_alloc() delta is its
    own; sorted by size, their sum, all of them in one process, and the qstr pools then.
+4. The full update cycle on the virtual board, per cloud (--cycle; i386, and OneNET on x64 too):
+   that cloud's emulator (tools/emu) offers 2.0.0 to a virtual board (tools/vboard.py) running
+   1.0.0, as `make demo` does; the cycle passes when the board ends on 2.0.0 and the cloud got
+   the success report. The smallest `vboard.py boot --heap` at which it passes (a fresh board
+   each try, bisected to 1 KB) is the agent's full-cycle heap; a try in which the agent runs out
+   of memory and backs off counts as failed, so no try waits out the backoff. The idle heap is
+   what the agent holds while idle between polls: the idle event's "heap" (gc.mem_alloc() after
+   a collection) minus the heap in use when boot.py started (vboard's ready event); n/a while
+   the agent's idle event carries no heap figure.
 Prints the tables and writes them to --out (tools/bench_results.md by default). --quick: three
-rounds, a smoke run. Errors: `bench: message`, exit status 1.
+rounds and the OneNET cycle only, a smoke run. Errors: `bench: message`, exit status 1.
 """
 
 import argparse
 import hashlib
 import json
 import os
+import queue
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,12 +60,15 @@ TOOLS = ROOT / "tools"
 sys.path.insert(0, str(ROOT / "host_tests" / "shims"))
 sys.path.insert(0, str(TOOLS))
 
+import demo  # noqa: E402
+import emu  # noqa: E402
 import espidf  # noqa: E402
 import fsimage  # noqa: E402
 import nginx  # noqa: E402
 import runtimes  # noqa: E402
 
 FIRMWARE = ROOT / "firmware"
+VBOARD = TOOLS / "vboard.py"
 REFERENCE = "i386"  # an ESP32's 4-byte pointers and 16-byte collector blocks
 RUNTIMES = (REFERENCE, "x64")  # the order of every table
 LABELS = {"i386": "i386 (32-bit, reference)", "x64": "x64 (64-bit)"}
@@ -66,6 +83,13 @@ MODES = {  # name -> bench_device mode and flags, in the order each round runs t
 }
 QUICK_ROUNDS = 3
 DEFAULT_ROUNDS = 11
+# The full cycle: demo's image size; heaps bisected between these (the lower one fails on every
+# build: the agent's code alone is larger), a bounded number of tries, a time limit per boot.
+CYCLE_IMAGE_SIZE = 300_000
+CYCLE_LO, CYCLE_HI = 8 * 1024, 256 * 1024
+CYCLE_MAX_TRIES = 12
+CYCLE_BOOT_TIMEOUT_S = 60
+CYCLE_X64 = ("onenet",)  # the clouds whose cycle also runs on x64
 KB = 1024
 
 
@@ -285,6 +309,174 @@ def _modules(rt, mpy):
     return sizes, broken, int(together[0]), (pools[0][3], pools[1][3]), pools[1][1]
 
 
+# --- the full update cycle on the virtual board --------------------------------------------------
+
+
+def _post(server, name, body):
+    req = urllib.request.Request(
+        server.control + "/" + name,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)
+
+
+def _vboard(*args, timeout=120):
+    proc = subprocess.run(
+        [sys.executable, str(VBOARD), *map(str, args)], capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise BenchError("vboard %s failed: %s" % (args[0], _tail(proc)))
+    return proc.stdout
+
+
+def _pump(stream, lines):
+    for line in iter(stream.readline, ""):
+        lines.put(line)
+    lines.put(None)
+
+
+def _boot(board, heap, runtime):
+    """Boot the board until it idles, halts or the agent backs off. -> (exit status or None when
+    stopped at a backoff, events, the last line vboard wrote on stderr)."""
+    cmd = [sys.executable, str(VBOARD), "boot", str(board), "--heap", "%dk" % (heap // KB)]
+    cmd += ["--runtime", runtime, "--timeout", str(CYCLE_BOOT_TIMEOUT_S), "--ready-event"]
+    events = []
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            lines = queue.Queue()
+            threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+            deadline = time.monotonic() + CYCLE_BOOT_TIMEOUT_S + 30  # vboard's own limit first
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise BenchError(
+                        "vboard boot gave no end in %d s" % CYCLE_BOOT_TIMEOUT_S
+                    ) from None
+                if line is None:
+                    break
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                events.append(event)
+                if event.get("event") == "backoff":
+                    # out of memory (or another failure): the agent would sleep 30 s and more
+                    proc.terminate()  # vboard stops the firmware on its way out
+                    proc.wait(timeout=30)
+                    return None, events, ""
+            status = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        err.seek(0)
+        lines = err.read().decode("utf-8", "replace").strip().splitlines()
+    return status, events, lines[-1] if lines else ""
+
+
+def _why(status, events, stderr):
+    """A short reason a try failed, for messages."""
+    for event in reversed(events):
+        kind = event.get("event")
+        if kind in ("error", "failed", "crash", "timeout", "report_failed"):
+            return "%s: %s" % (kind, event.get("error") or event.get("message") or event)
+    if status is None:
+        return "the agent backed off"
+    if status:
+        return "vboard exit status %d: %s" % (status, stderr or "no message")
+    return "the board did not end on %s with the cloud informed" % demo.NEW
+
+
+class Cycle:
+    """One cloud's emulator and a template board; attempt() boots a fresh copy of it."""
+
+    def __init__(self, cloud, runtime, image, work):
+        self.cloud = cloud
+        self.runtime = runtime
+        self.work = work / ("%s-%s" % (cloud, runtime))
+        self.work.mkdir()
+        self.server = emu.start(cloud, image=str(image), version=demo.NEW)
+        try:
+            cfg = self.work / "ota.json"
+            cfg.write_text(json.dumps(demo.board_config(cloud, self.server.info())))
+            self.template = self.work / "template"
+            _vboard("create", self.template, "--board", "virtual", "--version", demo.OLD,
+                    "--config", cfg, "--force")  # fmt: skip
+        except BaseException:
+            self.server.stop()
+            raise
+        self.tries = []  # (heap, passed) in the order tried
+
+    def close(self):
+        self.server.stop()
+
+    def attempt(self, heap):
+        """-> (passed, idle heap or None, why it failed)."""
+        _post(self.server, "reset", {})  # the pending update as at the start, an empty log
+        board = self.work / "board"
+        shutil.rmtree(board, ignore_errors=True)
+        shutil.copytree(self.template, board)
+        status, events, stderr = _boot(board, heap, self.runtime)
+        slots = json.loads(_vboard("inspect", board, timeout=60))
+        versions = {s.get("label"): s.get("version") for s in slots.get("slots", [])}
+        state = demo.control(self.server, "state")
+        passed = (
+            status == 0
+            and versions.get(slots.get("booted")) == demo.NEW
+            and demo.cloud_agrees(self.cloud, state)
+        )
+        self.tries.append((heap, passed))
+        return passed, _idle_heap(events), None if passed else _why(status, events, stderr)
+
+
+def _idle_heap(events):
+    """The idle event's heap minus the heap in use as boot.py started; None when the idle event
+    carries no heap figure (or there was no idle event)."""
+    idle = [e for e in events if e.get("event") == "idle"]
+    if not idle or "heap" not in idle[-1]:
+        return None
+    ready = [
+        e for e in events if e.get("event") == "ready" and e.get("boot") == idle[-1].get("boot")
+    ]
+    if not ready or "alloc" not in ready[-1]:
+        return None
+    return idle[-1]["heap"] - ready[-1]["alloc"]
+
+
+def _full_cycle(cloud, runtime, image, work):
+    """{heap, idle, tries, seconds} of one cloud on one runtime."""
+    t0 = time.monotonic()
+    cycle = Cycle(cloud, runtime, image, work)
+    try:
+        passed, idle, why = cycle.attempt(CYCLE_HI)
+        if not passed:
+            raise BenchError(
+                "the %s cycle on %s fails even with %d KB of heap: %s"
+                % (cloud, runtime, CYCLE_HI // KB, why)
+            )
+        lo, hi = CYCLE_LO, CYCLE_HI
+        while hi - lo > KB:
+            if len(cycle.tries) >= CYCLE_MAX_TRIES:
+                raise BenchError(
+                    "the %s cycle on %s: no 1 KB bound in %d tries"
+                    % (cloud, runtime, len(cycle.tries))
+                )
+            mid = (lo + hi) // 2 // KB * KB
+            if cycle.attempt(mid)[0]:
+                hi = mid
+            else:
+                lo = mid
+    finally:
+        cycle.close()
+    return {"heap": hi, "idle": idle, "tries": cycle.tries, "seconds": time.monotonic() - t0}
+
+
 # --- the report ----------------------------------------------------------------------------------
 
 
@@ -292,7 +484,7 @@ def _kb(n):
     return "%d KB" % (n // KB)
 
 
-def _tables(opts, rts, speeds, heaps, modules, seconds):
+def _tables(opts, rts, speeds, heaps, modules, cycles, seconds):
     names = [rt.name for rt in rts]
     out = [
         "Measured by `make bench` on %s on both builds of the MicroPython unix port: %s. i386 "
@@ -382,8 +574,47 @@ def _tables(opts, rts, speeds, heaps, modules, seconds):
         "| qstr pools after importing everything (%d qstrs; %d B before) | %d B |"
         % (qstrs, pools[0], pools[1])
     )
-    out += ["", "The whole run took %.0f s." % seconds]
+    out += [
+        "",
+        "## The full update cycle on the virtual board",
+        "",
+        "Each cloud's emulator offers %s (%d bytes) to a virtual board running %s: check, "
+        "download, verify, activate, reset, confirm, report, idle. Full-cycle heap: the smallest "
+        "`vboard.py boot --heap` (the app's free heap when boot.py starts) at which the board "
+        "ends on %s and the cloud got the success report without the agent running out of "
+        "memory, bisected to 1 KB between %d and %d KB, a fresh board each try. Heap "
+        "fragmentation makes the boundary ragged (a heap a little below the figure may pass, "
+        "one a little above fail), so the tries are listed: + passed, - failed. Idle heap: what "
+        "the agent holds while idle between polls, in the first try: the idle event's heap "
+        "figure minus the heap in use as boot.py started."
+        % (demo.NEW, CYCLE_IMAGE_SIZE, demo.OLD, demo.NEW, CYCLE_LO // KB, CYCLE_HI // KB),
+        "",
+        "| cloud | runtime | full-cycle heap | idle heap | tries (KB) | time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (cloud, runtime), c in cycles.items():
+        idle = "n/a (the idle event has no heap figure)"
+        if c["idle"] is not None:
+            idle = "%.1f KB" % (c["idle"] / KB)
+        tries = " ".join("%d%s" % (heap // KB, "+" if ok else "-") for heap, ok in c["tries"])
+        out.append(
+            "| %s | %s | %s | %s | %s | %.0f s |"
+            % (cloud, LABELS[runtime], _kb(c["heap"]), idle, tries, c["seconds"])
+        )
+    if not cycles:
+        out.append("| (none: --cycle none) | | | | | |")
+    out += ["", "The whole run took %.0f s, the full-cycle bisections %.0f s of it." % seconds]
     return "\n".join(out) + "\n"
+
+
+def _clouds(text):
+    if text == "none":
+        return []
+    clouds = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in clouds if c not in emu.CLOUDS]
+    if unknown or not clouds:
+        raise BenchError("--cycle %s: a comma list of %s, or none" % (text, ", ".join(emu.CLOUDS)))
+    return clouds
 
 
 def main(argv=None) -> int:
@@ -392,16 +623,23 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--out", default=str(TOOLS / "bench_results.md"))
     ap.add_argument(
+        "--cycle", metavar="CLOUD,...",
+        help="the clouds of the full-cycle heap (default all; none skips it)",
+    )  # fmt: skip
+    ap.add_argument(
         "--quick", action="store_true",
-        help="a smoke run: %d rounds" % QUICK_ROUNDS,
+        help="a smoke run: %d rounds, the OneNET cycle only" % QUICK_ROUNDS,
     )  # fmt: skip
     opts = ap.parse_args(argv)
     if opts.rounds is None:
         opts.rounds = QUICK_ROUNDS if opts.quick else DEFAULT_ROUNDS
+    if opts.cycle is None:
+        opts.cycle = "onenet" if opts.quick else ",".join(emu.CLOUDS)
     started = time.monotonic()
     try:
         if opts.rounds < 1 or opts.chunk < 4096 or opts.chunk % 4096:
             raise BenchError("--rounds must be 1 or more, --chunk a multiple of 4096")
+        clouds = _clouds(opts.cycle)
         rts = [Runtime(name) for name in RUNTIMES]
         reference = rts[0]
         with tempfile.TemporaryDirectory(prefix="fota-bench-") as tmp:
@@ -413,14 +651,26 @@ def main(argv=None) -> int:
                 speeds = _throughput(rts, mpy, common, opts.rounds)
                 heaps = {rt.name: _heaps(rt, mpy, common) for rt in rts}
             modules = _modules(reference, mpy)
+            image = work / ("fw-%s.bin" % demo.NEW)
+            image.write_bytes(
+                espidf.make_app_image(demo.NEW, size=CYCLE_IMAGE_SIZE, project="fota-bench")
+            )
+            t0 = time.monotonic()
+            cycles = {}
+            for cloud in clouds:
+                for runtime in RUNTIMES:
+                    if runtime == REFERENCE or cloud in CYCLE_X64:
+                        cycles[(cloud, runtime)] = _full_cycle(cloud, runtime, image, work)
+            cycle_s = time.monotonic() - t0
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 1
-    except (BenchError, nginx.NginxError, runtimes.RuntimeMissing,
+    except (BenchError, nginx.NginxError, emu.EmuError, runtimes.RuntimeMissing,
             subprocess.SubprocessError, OSError, ValueError) as exc:  # fmt: skip
         print("bench: %s" % exc, file=sys.stderr)
         return 1
-    table = _tables(opts, rts, speeds, heaps, modules, time.monotonic() - started)
+    seconds = (time.monotonic() - started, cycle_s)
+    table = _tables(opts, rts, speeds, heaps, modules, cycles, seconds)
     print(table)
     try:
         Path(opts.out).write_text("# Benchmark results\n\n" + table)
