@@ -22,7 +22,7 @@ MPY := $(patsubst firmware/%.py,$(BUILD)/mpy/%.mpy,$(FIRMWARE_PY))
 help:
 	@echo "make test    lint, type check, mpy-cross, pytest on CPython and on both MicroPython unix builds"
 	@echo "make demo    a full OTA on the virtual board against a local cloud emulator"
-	@echo "make bench   throughput, heap and allocation of the engine against this machine's limits"
+	@echo "make bench   throughput and heap on both MicroPython builds: engine, modules, full cycle per cloud"
 	@echo "make mpy     compile the agent to .mpy files in $(BUILD)/mpy"
 	@echo "make deploy  PORT=... [BOARD=esp32] [CONFIG=ota.json]: agent + config onto a board (mpremote)"
 	@echo "make flash   PORT=... FIRMWARE=...: erase and write a MicroPython OTA build (esptool)"
@@ -72,7 +72,8 @@ $(BUILD)/mpy/%.mpy: firmware/%.py
 pytest: $(READY) $(I386)
 	$(BIN)/python -m pytest
 
-# Side-by-side throughput, heap and allocation figures; needs nginx (apt-get install nginx).
+# Throughput, heap and allocation figures on both MicroPython builds side by side, the heap of
+# each module and of the full update cycle per cloud; needs nginx (apt-get install nginx).
 bench: $(READY) $(I386)
 	$(BIN)/python tools/bench.py
 

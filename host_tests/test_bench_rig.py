@@ -1,22 +1,23 @@
 # make bench's device side (tools/bench_device.py) on its lean esp32 stand-in
-# (tools/bench_rt/esp32.py), against nginx: the loops the benchmark times move every byte into
-# ota_1 of the board's real partition table, so its figures are about a download that happened.
+# (tools/bench_rt/esp32.py), against nginx, on every MicroPython build the bench runs on: the
+# loops it times move every byte into ota_1 of the board's real partition table, so its figures
+# are about a download that happened.
 
 import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import espidf
+import pytest
+import runtimes
 
 ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = Path(sys.executable).parent / "micropython"
 TIMEOUT_S = 60
 
 
-def _bench(tmp_path, mode, *flags):
+def _bench(tmp_path, runtime, mode, *flags):
     image = espidf.make_app_image("2.0.0", size=200_000)
     name = "bench-rig-%s.bin" % os.urandom(4).hex()
     (Path(os.environ["FOTA_TEST_FILES"]) / name).write_bytes(image)
@@ -25,10 +26,13 @@ def _bench(tmp_path, mode, *flags):
     espidf.make_board_flash(str(flash), profile, "1.0.0")
     args = [os.environ["FOTA_TEST_NGINX"] + "/" + name, str(len(image))]
     args += [hashlib.md5(image).hexdigest(), str(flash), "4096", str(tmp_path)]
-    path = ":".join(str(ROOT / p) for p in ("tools/bench_rt", "tools", "firmware"))
+    path = [str(ROOT / p) for p in ("tools/bench_rt", "tools", "firmware")]
+    frozen = runtimes.shim_path(runtime)  # what that build's firmware would freeze (ssl)
+    path += [frozen] if frozen else []
     proc = subprocess.run(
-        [str(MICROPYTHON), "-m", "bench_device", mode, *args, *flags],
-        env=dict(os.environ, MICROPYPATH=path), capture_output=True, text=True, timeout=TIMEOUT_S,
+        [*runtimes.command(runtime), "-m", "bench_device", mode, *args, *flags],
+        env=dict(os.environ, MICROPYPATH=":".join(path)), capture_output=True, text=True,
+        timeout=TIMEOUT_S,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = [line.split() for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -42,13 +46,15 @@ def _bench(tmp_path, mode, *flags):
     return image, int(result[0][2]), written
 
 
-def test_the_engine_fills_ota_1_on_the_lean_stand_in(tmp_path):
-    image, moved, written = _bench(tmp_path, "engine", "noboot")
+@pytest.mark.parametrize("runtime", runtimes.selected())
+def test_the_engine_fills_ota_1_on_the_lean_stand_in(tmp_path, runtime):
+    image, moved, written = _bench(tmp_path, runtime, "engine", "noboot")
     assert moved == len(image)
     assert written == image
 
 
-def test_the_minimal_loop_fills_ota_1_on_the_lean_stand_in(tmp_path):
-    image, moved, written = _bench(tmp_path, "minimal")
+@pytest.mark.parametrize("runtime", runtimes.selected())
+def test_the_minimal_loop_fills_ota_1_on_the_lean_stand_in(tmp_path, runtime):
+    image, moved, written = _bench(tmp_path, runtime, "minimal")
     assert moved == len(image)
     assert written == image

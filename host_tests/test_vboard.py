@@ -222,6 +222,16 @@ def test_boot_streams_the_firmware_events_and_stops_at_idle(make_board):
     assert events[4] == {"event": "idle", "poll_s": 3600, "boot": 1}
 
 
+def test_ready_event_gives_the_baseline_of_the_apps_heap_figures(make_board):
+    # make bench's idle heap: what the app reports as gc.mem_alloc(), minus the ready event's
+    main = EMIT + 'import gc\ngc.collect()\nemit("idle", heap=gc.mem_alloc())\n'
+    events = boot(make_board(main), "--heap", "48k", "--ready-event")
+    assert kinds(events) == ["boot", "ready", "idle"]
+    ready, idle = events[1], events[2]
+    assert ready["boot"] == 1 and abs(ready["free"] - 48 * 1024) < 1024  # pinned at --heap
+    assert 0 < idle["heap"] - ready["alloc"] < 8 * 1024  # boot.py and main.py's own objects
+
+
 def test_update_confirmed_by_the_new_image_becomes_valid(make_board):
     app2 = espidf.make_app_image("2.0.0", size=20000)
     board = make_board(LIFECYCLE, files={"/app2.bin": app2, "/mode.json": b'{"confirm": true}'})

@@ -94,6 +94,8 @@ def minimal(url, size, chunk, part, sha=False):
 def engine(url, size, md5, chunk, workdir, flags, memory):
     gc.collect()
     loaded = gc.mem_alloc()
+    # The only place the bench names fota's modules: where the firmware's layout moves them,
+    # these five imports are all that changes (tools/bench.py finds the modules by itself).
     from fota.core.download import Downloader
     from fota.core.journal import Journal
     from fota.core.offer import Offer

@@ -11,7 +11,8 @@ usage: python tools/demo.py [--cloud onenet|onenet-fuse|sagoo|aliyun|mxchip] [--
    verify, activate, reboot, confirm, report, idle;
 4. shows the requests as the cloud saw them and the board's slots (tools/vboard.py inspect).
 Exit status 0 when the board ends on 2.0.0, confirmed, and the cloud knows it; 1 otherwise.
---json prints the raw event lines instead of the story.
+--json prints the raw event lines instead of the story. board_config, control and cloud_agrees
+are also make bench's (tools/bench.py runs the same cycle to find its smallest heap).
 """
 
 import argparse
@@ -34,7 +35,7 @@ OLD, NEW = "1.0.0", "2.0.0"
 BOOT_TIMEOUT_S = 120
 
 
-def _config(cloud, info):
+def board_config(cloud, info):
     """The board's /ota.json for the emulator at info["url"] with its default credentials."""
     cfg = {
         "cloud": cloud,
@@ -122,7 +123,7 @@ def _cloud_view(log):
     return lines
 
 
-def _control(server, name):
+def control(server, name):
     """GET the emulator's /_emu/NAME (its request log or state)."""
     with urllib.request.urlopen(server.control + "/" + name, timeout=10) as resp:
         return json.load(resp)
@@ -156,7 +157,7 @@ def main(argv=None):
         info = server.info()
         _say("== %s emulator at %s serves %s as the pending update" % (args.cloud, server.url, NEW))
         cfg_path = work / "ota.json"
-        cfg_path.write_text(json.dumps(_config(args.cloud, info), indent=2))
+        cfg_path.write_text(json.dumps(board_config(args.cloud, info), indent=2))
         made = _run([python, vboard, "create", str(board), "--board", "virtual", "--version", OLD,
                      "--config", str(cfg_path), "--force"], 120)  # fmt: skip
         if made.returncode != 0:
@@ -181,10 +182,10 @@ def main(argv=None):
                 _say(text)
         proc.wait(timeout=BOOT_TIMEOUT_S + 30)
         _say("== the requests as the cloud saw them")
-        log = _control(server, "log")
+        log = control(server, "log")
         for line in _cloud_view(log):
             _say(line)
-        state = _control(server, "state")
+        state = control(server, "state")
         inspected = _run([python, vboard, "inspect", str(board)], 60)
         slots = json.loads(inspected.stdout) if inspected.returncode == 0 else {}
     finally:
@@ -192,12 +193,12 @@ def main(argv=None):
     booted = slots.get("booted")
     versions = {s.get("label"): s.get("version") for s in slots.get("slots", [])}
     _say("== the board boots %s, which holds %s" % (booted, versions.get(booted)))
-    ok = proc.returncode == 0 and versions.get(booted) == NEW and _cloud_agrees(args.cloud, state)
+    ok = proc.returncode == 0 and versions.get(booted) == NEW and cloud_agrees(args.cloud, state)
     _say("demo: %s" % ("the board runs %s and the cloud knows it" % NEW if ok else "FAILED"))
     return 0 if ok else 1
 
 
-def _cloud_agrees(cloud, state):
+def cloud_agrees(cloud, state):
     if cloud in ("onenet", "onenet-fuse"):
         return (state.get("task") or {}).get("state") == "completed"
     if cloud == "sagoo":

@@ -5,6 +5,7 @@ usage:
                        [--image APP.bin] [--force]
   vboard.py boot DIR [--boots N] [--heap 64k] [--timeout S] [--runtime i386|x64]
                      [--power-cut-after-writes K [--power-cut-boot B]] [--repl PORT]
+                     [--ready-event]
   vboard.py inspect DIR
   vboard.py write-flash DIR ADDRESS FILE
 
@@ -23,6 +24,8 @@ last). `boot` prints one JSON object per line on stdout:
   {"event": "stop", "boot": n, "reason": "boots"}                        --boots N reached
   {"event": "error", "message": "..."}     the board broke (no bootable slot, corrupt flash)
   {"event": "repl", "port": PORT, "url": "socket://127.0.0.1:PORT"}    with --repl (first)
+  {"event": "ready", "boot": n, "free": F, "alloc": A}   with --ready-event: the heap free and in
+      use (the emulation's share) after a collection, as boot.py starts
 and passes every JSON line of the firmware with an "event" key through ("boot" added); after the
 firmware's {"event": "idle"} it stops the board. Exit status: 0, 1 for a usage error, 2 when
 the board or this tool broke.
@@ -432,7 +435,13 @@ class BootRun:
 
     def _runner_line(self, n, text):
         if text.startswith("ready "):
-            free = int(text.split()[1])
+            fields = text.split()  # "ready FREE ALLOC"; runners before ALLOC print FREE alone
+            free = int(fields[1])
+            if self.args.ready_event:
+                record = {"event": "ready", "boot": n, "free": free}
+                if len(fields) > 2:
+                    record["alloc"] = int(fields[2])
+                self.emit(record)
             if free < self.budget - 1024:
                 self.emit(
                     {
@@ -703,6 +712,11 @@ def _parser():
         type=int,
         metavar="PORT",
         help="serve the raw REPL on socket://127.0.0.1:PORT for mpremote",
+    )
+    p.add_argument(
+        "--ready-event",
+        action="store_true",
+        help="emit the runner's heap figures as boot.py starts (a ready event per boot)",
     )
     p = sub.add_parser("inspect", help="JSON: slots, versions, otadata states, vfs files")
     p.add_argument("dir", metavar="DIR")

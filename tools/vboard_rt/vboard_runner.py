@@ -12,7 +12,8 @@
 #      board's files;
 #   3. sys.path = ['', '.frozen', '/lib'] as on the ESP32 port;
 #   4. pin the free heap at BUDGET bytes with a ballast, so the app gets the board's heap budget
-#      whatever the emulation itself costs;
+#      whatever the emulation itself costs, and print "@@vboard ready FREE ALLOC" (gc.mem_free()
+#      and gc.mem_alloc() after a collection);
 #   5. run /boot.py, then /main.py if boot.py succeeded, in one __main__ namespace; with `repl`,
 #      then serve the board's REPL on stdin/stdout (vboard_console.py) for mpremote.
 # A traceback ends the process with status 1; machine.reset() with machine.RESET_EXIT_STATUS.
@@ -106,7 +107,9 @@ def main():
     sys.argv[:] = []
     ballast = _pin_heap(budget)
     gc.collect()
-    print("@@vboard ready %d" % gc.mem_free())
+    # FREE first, as vboard has always parsed it; ALLOC, the emulation's and the ballast's share,
+    # is the baseline of any gc.mem_alloc() the app reports (make bench's idle heap)
+    print("@@vboard ready %d %d" % (gc.mem_free(), gc.mem_alloc()))
     if console is not None:
         console.keep = set(sys.modules)
         console.serve()
