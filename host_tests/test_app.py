@@ -1,23 +1,19 @@
-# The device app's poll loop (fota.app.agent.App.run_forever) when the heap runs short, on both
-# runtimes: a MemoryError in the check or in the settlement after a reboot is an error event and a
-# backoff, never the end of the agent, and the settlement runs again before anything is polled.
+# The agent's resident part (fota.app.agent), on both runtimes: each phase's modules are released
+# when it ends; an OTAError or a MemoryError in a phase is one error event and a backoff, never
+# the end of the agent; the settlement runs again, before any check, until it went through.
 
-from dual import rmtree, tmpdir
+import sys
+
+import fakephases
+from dual import is_micropython
 from fakeclock import FakeClock
-from fota.app import config
-from fota.app.agent import App
+from fota.app import agent, events
 from fota.core import errors
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"
 
-CONFIG = {
-    "cloud": "onenet",
-    "server": "http://127.0.0.1:9",
-    "allow_http": True,
-    "poll_s": 600,
-    "onenet": {"product_id": "123123", "device_id": "522747162", "key": "a2V5"},
-}
+CFG = {"poll_s": 600}
 
 
 class _Stop(Exception):
@@ -25,7 +21,7 @@ class _Stop(Exception):
 
 
 class _Clock(FakeClock):
-    """Ends run_forever at its `waits`-th wait."""
+    """Ends the loop at its `waits`-th wait."""
 
     def __init__(self, waits):
         super().__init__()
@@ -38,84 +34,105 @@ class _Clock(FakeClock):
             raise _Stop()
 
 
-class _Board:
-    """Runs 1.0.0; running_version() fails with MemoryError at the calls listed in `hungry`."""
+class _Modules:
+    """Puts back every module the agent's release() dropped: on CPython all test modules share
+    one interpreter, and theirs must stay the ones they imported."""
 
-    profile = {}
+    def __enter__(self):
+        self.saved = dict(sys.modules)
 
-    def __init__(self, hungry=()):
-        self.hungry = hungry
-        self.calls = 0
-
-    def network_up(self, wifi, clock):
-        return True
-
-    def confirm(self):
-        raise AssertionError("nothing was in flight: nothing to confirm")
-
-    def reset(self):
-        raise AssertionError("no update: no reset")
-
-    def running_version(self):
-        self.calls += 1
-        if self.calls in self.hungry:
-            raise MemoryError()
-        return "1.0.0"
+    def __exit__(self, *exc):
+        for name, mod in self.saved.items():
+            sys.modules[name] = mod
+            parent, _, leaf = name.rpartition(".")
+            if parent in self.saved:
+                setattr(self.saved[parent], leaf, mod)
 
 
-class _Cloud:
-    """No update; check() fails with MemoryError at the calls listed in `hungry`."""
-
-    def __init__(self, hungry=()):
-        self.hungry = hungry
-        self.checks = 0
-
-    def check(self, version):
-        self.checks += 1
-        if self.checks in self.hungry:
-            raise MemoryError()
-        return None
+def _fake_step(stage, module, fn, *args):
+    return agent.guarded(stage, "fakephases", fn, *args)
 
 
-def _run(board, cloud, waits):
-    tmp = tmpdir()
-    events = []
+def _run(waits, hungry=(), broken=()):
+    fakephases.reset()
+    fakephases.hungry.update(hungry)
+    fakephases.broken.update(broken)
+    seen = []
+    listener = events.subscribe(lambda kind, info: seen.append((kind, info)))
     try:
-        app = App(config.validate(dict(CONFIG)), board, _Clock(waits), tmp + "/",
-                  lambda kind, info: events.append((kind, info)))  # fmt: skip
-        app.cloud = cloud
-        try:
-            app.run_forever()
-        except _Stop:
-            pass
+        with _Modules():
+            agent.loop(CFG, _Clock(waits), step=_fake_step)
+    except _Stop:
+        pass
     finally:
-        rmtree(tmp)
-    return events
+        events.unsubscribe(listener)
+    return seen
 
 
-def _story(events):
+def _story(seen):
     return [
         "%s:%s" % (kind, info["stage"]) if kind == "error" else kind
-        for kind, info in events
-        if kind in ("error", "backoff", "idle", "no_update")
+        for kind, info in seen
+        if kind in ("error", "backoff", "idle")
     ]
 
 
 def test_out_of_memory_in_a_check_is_an_error_and_a_backoff_then_the_next_check():
-    cloud = _Cloud(hungry=(1,))
-    events = _run(_Board(), cloud, waits=2)
-    assert _story(events) == ["error:check", "backoff", "no_update", "idle"]
-    error = [info for kind, info in events if kind == "error"][0]
+    seen = _run(waits=2, hungry={2})
+    assert _story(seen) == ["error:check", "backoff", "idle"]
+    error = [info for kind, info in seen if kind == "error"][0]
     assert error["reason"] == errors.NO_MEMORY
-    assert cloud.checks == 2
+    assert fakephases.calls == ["settle", "poll", "poll"]
+    backoff = [info for kind, info in seen if kind == "backoff"][0]
+    assert backoff == {"sleep_s": 30, "failures": 1}
 
 
 def test_out_of_memory_while_settling_runs_the_settlement_again_before_any_check():
-    # calls of running_version(): 1 the "agent" event, 2 the settlement (fails), 3 it again, 4
-    # the check
-    board = _Board(hungry=(2,))
-    cloud = _Cloud()
-    events = _run(board, cloud, waits=2)
-    assert _story(events) == ["error:settle", "backoff", "no_update", "idle"]
-    assert board.calls == 4
-    assert cloud.checks == 1  # nothing was polled before the settlement had run
+    seen = _run(waits=2, hungry={1})
+    assert _story(seen) == ["error:settle", "backoff", "idle"]
+    assert fakephases.calls == ["settle", "settle", "poll"]  # nothing polled before it went
+
+
+def test_failed_checks_back_off_longer_each_time_up_to_poll_s():
+    seen = _run(waits=7, broken={2, 3, 4, 5, 6, 7})
+    delays = [info["sleep_s"] for kind, info in seen if kind == "backoff"]
+    assert delays == [30, 60, 120, 240, 480, 600]
+    assert all(info["reason"] == errors.PROTOCOL for kind, info in seen if kind == "error")
+
+
+def test_idle_says_how_long_it_sleeps_and_the_heap_in_use():
+    seen = _run(waits=1)
+    idle = [info for kind, info in seen if kind == "idle"][0]
+    assert 540 <= idle["sleep_s"] <= 660  # poll_s with +-10 % jitter
+    if is_micropython():
+        assert isinstance(idle["heap"], int) and idle["heap"] > 0
+
+
+def test_a_phase_releases_the_modules_it_loaded():
+    with _Modules():
+        assert agent.guarded("check", "fota.core.version", "compare", "1.0.1", "1.0") == 1
+        assert "fota.core.version" not in sys.modules
+        import fota.core
+
+        assert "version" not in fota.core.__dict__
+        for name in ("fota.app.agent", "fota.app.events", "fota.core.errors"):
+            assert name in sys.modules  # the resident part stays
+
+
+def test_main_without_a_config_is_one_error_event_and_returns():
+    from dual import rmtree, tmpdir
+
+    tmp = tmpdir()
+    seen = []
+    listener = events.subscribe(lambda kind, info: seen.append((kind, info)))
+    try:
+        with _Modules():
+            agent.main(tmp + "/ota.json", tmp + "/", _Clock(1))
+            assert "fota.app.config" not in sys.modules  # the start phase's code went with it
+    finally:
+        events.unsubscribe(listener)
+        rmtree(tmp)
+    assert [kind for kind, info in seen] == ["error"]
+    info = seen[0][1]
+    assert (info["stage"], info["reason"]) == ("start", errors.CONFIG)
+    assert "cannot read" in info["error"]

@@ -33,7 +33,7 @@ def test_valid_config_gets_defaults():
     assert cfg["poll_s"] == 3600 and cfg["progress_step"] == 10
     assert cfg["allow_http"] is False and cfg["allow_downgrade"] is False
     assert "chunk" not in cfg  # the board profile decides
-    assert config.section(cfg)["device_id"] == "522747162"
+    assert cfg["onenet"]["device_id"] == "522747162"
 
 
 def test_unknown_keys_are_errors_that_name_them():

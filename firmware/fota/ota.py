@@ -14,12 +14,13 @@ from fota.app import events
 from fota.core import errors
 
 
-def _app(path="/ota.json", root="/"):
-    from fota.app import config
-    from fota.app.agent import App
-    from fota.slots.esp32board import Board, profile
+def _cycle(path="/ota.json", root="/"):
+    import time
 
-    return App(config.load(path), Board(profile(root + "board.json")), root=root)
+    from fota.app import boot
+    from fota.app.cycle import Cycle
+
+    return Cycle(boot.run(path, root), time)
 
 
 def _board(root="/"):
@@ -61,9 +62,11 @@ def status(root="/"):
 
 @_guard
 def check(path="/ota.json", root="/"):
-    app = _app(path, root)
-    offer = app.cloud.check(app.version())
-    app.client.close()
+    cycle = _cycle(path, root)
+    try:
+        offer = cycle.cloud.check(cycle.cfg["version"])
+    finally:
+        cycle.client.close()
     if offer is None:
         events.emit("no_update", {})
         return None

@@ -1,244 +1,108 @@
-# The device app: config -> board, transport, cloud, engine, update cycle; then, at every boot,
-# settle the update that was in flight, and poll the cloud forever.
+# The agent's resident part: start-up, the poll loop, and the phases it runs one at a time.
+#
+# Heap is what a board has least of, so only this module, the events and the error type stay
+# loaded. Each phase imports what it needs when it starts and drops it when it ends, so the
+# agent's peak is its largest phase, not the sum of all, and between polls it holds little
+# more than the checked config:
+#   start   (fota.app.boot)   read and check /ota.json and /board.json, the running version
+#   settle  (fota.app.cycle)  after a reboot: confirm the new image or report the rollback
+#   check   (fota.app.cycle)  ask the cloud; download, verify and activate an offer, then reset
 #
 # Poll loop: one check per poll_s (with +-10% jitter, so a fleet does not hit the cloud in step);
 # after a failure the wait grows 30 s, 60 s, 120 s ... up to poll_s. Before a full wait it emits
-# "idle" (the virtual board stops there). After an activation the board resets into the new
-# image; that boot confirms it (health check first) and reports success, or reports the
-# bootloader's rollback.
+# "idle" with the heap in use. Running out of heap does not end the agent: the phase is given
+# up with an error event, the garbage collected, and the loop tries again after a backoff; no
+# check runs before the settlement has gone through.
+
+import gc
+import sys
+
+from micropython import const
 
 from fota.app import events
-from fota.core import errors
+from fota.core.errors import NO_MEMORY, OTAError
 
-STATE = "fota.state"
-JOURNAL = "fota.core.journal"
-MCU_IMAGE = "mcu.bin"  # where an attached MCU's image is kept for the application's hook
-_BACKOFF_S = 30
-
-
-def make_cloud(cfg, client, clock, on_event=None):
-    from fota.app import config
-
-    name = cfg["cloud"]
-    section = config.section(cfg)
-    if name == "onenet":
-        from fota.clouds.onenet import OneNet as Cloud
-    elif name == "onenet-fuse":
-        from fota.clouds.onenet_fuse import OneNetFuse as Cloud
-    elif name == "sagoo":
-        from fota.clouds.sagoo import Sagoo as Cloud
-    elif name == "mxchip":
-        from fota.clouds.mxchip import Mxchip as Cloud
-    elif name == "aliyun":
-        from fota.clouds.aliyun import Aliyun as Cloud
-    else:
-        raise errors.OTAError(
-            errors.CONFIG, "ota.json: cloud %s is not in this build of the agent" % name
-        )
-    return Cloud(client, cfg["server"], section, clock, on_event)
+_BACKOFF_S = const(30)
+_MAX_SHIFT = const(16)
+# what stays loaded between phases: this module and what it imports
+_KEEP = ("fota", "fota.app", "fota.app.agent", "fota.app.events", "fota.core", "fota.core.errors")
+_CYCLE = "fota.app.cycle"
 
 
-def _read_ca(path):
+def release():
+    """Drop every agent module a phase loaded (and its code) from the heap."""
+    mods = sys.modules
+    for name in [n for n in mods if n.startswith("fota.") and n not in _KEEP]:
+        del mods[name]
+        parent, _, leaf = name.rpartition(".")
+        parent = mods.get(parent)
+        if parent is not None and leaf in parent.__dict__:
+            delattr(parent, leaf)
+    gc.collect()
+
+
+def guarded(stage, module, fn, *args):
+    """module.fn(*args) as one phase: its result, or "failed" (an OTAError) or "no_memory" (a
+    MemoryError) after an error event. The modules the phase loaded are released after it."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        raise errors.OTAError(errors.CONFIG, "ota.json: ca: cannot read %s" % path) from None
-
-
-class App:
-    def __init__(self, cfg, board, clock=None, root="/", emit=events.emit):
-        if clock is None:
-            import time as clock
-        from fota.core.store import Store
-        from fota.transport.http import Client
-
-        self.cfg = cfg
-        self.board = board
-        self.clock = clock
-        self.root = root
-        self.emit = emit
-        ca = _read_ca(cfg["ca"]) if cfg.get("ca") else None
-        self.client = Client(ca=ca, allow_http=cfg["allow_http"])
-        self.cloud = make_cloud(cfg, self.client, clock, emit)
-        self.store = Store(root + STATE)
-        self._job = None
-
-    # -- pieces
-
-    def version(self):
-        """The running version: the config's override, else the running image's descriptor."""
-        if self.cfg.get("version"):
-            return self.cfg["version"]
-        try:
-            return self.board.running_version()
-        except errors.OTAError as exc:
-            raise errors.OTAError(
-                errors.CONFIG,
-                "cannot read the running version (%s): set version in ota.json" % exc.message,
-            ) from None
-
-    def _engine_event(self, kind, info):
-        if kind == "progress" and self._job is not None:
-            try:
-                self.cloud.progress(self._job, info["percent"])
-            except errors.OTAError as exc:  # a lost progress report must not stop the download
-                self.emit("report_failed", {"result": "progress", "error": exc.message})
-        if kind != "verified":  # the update cycle announces that itself
-            self.emit(kind, info)
-
-    def downloader(self, offer=None):
-        from fota.core.download import Downloader
-        from fota.core.journal import Journal
-
-        cfg = self.cfg
-        if offer is not None and not offer.reboot:
-            from fota.slots.fileslot import FileSlot
-
-            slot = FileSlot(self.root + MCU_IMAGE, cfg["mcu_max"], offer.version)
-        else:
-            slot = self.board.slot()
-        return Downloader(
-            self.client,
-            slot,
-            Journal(self.root + JOURNAL),
-            self.clock,
-            chunk=cfg.get("chunk") or self.board.profile.get("chunk", 4096),
-            window=cfg["window"],
-            bare_range=getattr(self.cloud, "bare_range", False),
-            retries=cfg["retries"],
-            journal_blocks=cfg["journal_blocks"],
-            progress_step=cfg["progress_step"],
-            readback=cfg["readback"],
-            on_event=self._engine_event,
-        )
-
-    def updater(self):
-        from fota.core.update import Updater
-
-        return Updater(
-            self.cloud,
-            self.downloader,
-            self.store,
-            self._update_event,
-            allow_downgrade=self.cfg["allow_downgrade"],
-        )
-
-    def _update_event(self, kind, info):
-        if kind == "start":
-            self._job = info.get("job")
-        self.emit(kind, info)
-
-    def healthy(self):
-        """The new image's health check: the network is up and the cloud answers a check."""
-        if not self.board.network_up(self.cfg.get("wifi"), self.clock):
-            self.emit("health", {"ok": False, "error": "network down"})
-            return False
-        try:
-            self.cloud.check(self.version())
-        except errors.OTAError as exc:
-            self.emit("health", {"ok": False, "error": exc.message})
-            return False
-        self.emit("health", {"ok": True})
-        return True
-
-    # -- the lifecycle
-
-    def settle(self):
-        """At boot: confirm or report what happened to the update in flight."""
-        version = self.version()
-        health = self.healthy if self.cfg["health_check"] else None
-        result = self.updater().after_boot(version, self.board.confirm, health)
-        if result == "unhealthy":
-            # Not confirmed: the reset makes the bootloader go back to the previous image, and
-            # that boot reports the failure.
-            self.emit("reset", {"reason": "unhealthy"})
-            self.client.close()
-            self.board.reset()
-        return result
-
-    def poll(self):
-        """One check (and install). Resets the board after an activation."""
-        if not self.board.network_up(self.cfg.get("wifi"), self.clock):
-            raise errors.OTAError(
-                errors.DOWNLOAD, "network down: cannot join the access point", retryable=True
-            )
-        result = self.updater().run(self.version())
-        if result == "activated":
-            self.emit("reset", {"reason": "activate"})
-            self.client.close()
-            self.board.reset()
-        return result
-
-    def _jittered(self, seconds):
-        import os
-
-        spread = seconds // 10
-        if spread <= 0:
-            return seconds
-        r = int.from_bytes(os.urandom(2), "big") % (2 * spread + 1)
-        return seconds - spread + r
-
-    def _guarded(self, stage, action):
-        """-> action()'s result, or "failed" after an "error" event for its OTAError.
-
-        A MemoryError gives "no_memory" and does not end the agent: the heap may be short only
-        this time (the application's own use, fragmentation), so the garbage is collected and
-        the loop tries again after a backoff."""
-        try:
-            return action()
-        except errors.OTAError as exc:
-            self.emit("error", {"stage": stage, "reason": exc.reason, "error": exc.message})
-            return "failed"
-        except MemoryError:
-            import gc
-
-            gc.collect()
-            self.emit(
-                "error", {"stage": stage, "reason": errors.NO_MEMORY, "error": "out of memory"}
-            )
-            return errors.NO_MEMORY
-
-    def _inform(self):
-        if getattr(self.cloud, "inform_at_boot", False):  # Aliyun: the version at every boot
-            self.cloud.report_version(self.version())
-
-    def run_forever(self):
-        self.emit("agent", {"version": self.version(), "cloud": self.cfg["cloud"]})
-        # Settling confirms (or reports the rollback of) the update in flight. Nothing is polled
-        # before it has run; when memory ran out in it, it runs again after the backoff.
-        settled = self._guarded("settle", self.settle) != errors.NO_MEMORY
-        self._guarded("inform", self._inform)
-        failures = 0
-        poll_s = self.cfg["poll_s"]
-        while True:
-            result = self._guarded("check", self.poll) if settled else errors.NO_MEMORY
-            self.client.close()  # no idle connection held through the wait
-            if result in ("failed", errors.NO_MEMORY):
-                failures += 1
-                delay = min(_BACKOFF_S << min(failures - 1, 16), poll_s)
-                self.emit("backoff", {"sleep_s": delay, "failures": failures})
-            else:
-                failures = 0
-                delay = self._jittered(poll_s)
-                self.emit("idle", {"sleep_s": delay})
-            self.clock.sleep_ms(delay * 1000)
-            if not settled:
-                settled = self._guarded("settle", self.settle) != errors.NO_MEMORY
-
-
-def main(path="/ota.json", root="/"):
-    """boot-time entry point (main.py): never raises, so the board keeps running its app."""
-    from fota.app import config
-    from fota.slots.esp32board import Board, profile
-
-    try:
-        cfg = config.load(path)
-        board = Board(profile(root + "board.json"))
-        App(cfg, board, root=root).run_forever()
-    except errors.OTAError as exc:
-        events.emit("error", {"stage": "start", "reason": exc.reason, "error": exc.message})
+        mod = __import__(module, None, None, (fn,))
+        return getattr(mod, fn)(*args)
+    except OTAError as exc:
+        events.emit("error", {"stage": stage, "reason": exc.reason, "error": exc.message})
+        return "failed"
     except MemoryError:
-        events.emit("error", {"stage": "start", "reason": errors.NO_MEMORY, "error": "no memory"})
+        mod = None
+        gc.collect()  # what the phase held is garbage now: room for the event
+        events.emit("error", {"stage": stage, "reason": NO_MEMORY, "error": "out of memory"})
+        return NO_MEMORY
+    finally:
+        mod = None
+        release()
+
+
+def _jittered(seconds):
+    import os
+
+    spread = seconds // 10
+    if spread <= 0:
+        return seconds
+    return seconds - spread + int.from_bytes(os.urandom(2), "big") % (2 * spread + 1)
+
+
+def loop(cfg, clock, step=guarded):
+    """Settle, then poll forever. step(stage, module, fn, cfg, clock) runs one phase."""
+    settled = step("settle", _CYCLE, "settle", cfg, clock) != NO_MEMORY
+    failures = 0
+    poll_s = cfg["poll_s"]
+    while True:
+        result = step("check", _CYCLE, "poll", cfg, clock) if settled else NO_MEMORY
+        if result == "failed" or result == NO_MEMORY:
+            failures += 1
+            delay = min(_BACKOFF_S << min(failures - 1, _MAX_SHIFT), poll_s)
+            events.emit("backoff", {"sleep_s": delay, "failures": failures})
+        else:
+            failures = 0
+            delay = _jittered(poll_s)
+            gc.collect()
+            heap = gc.mem_alloc() if hasattr(gc, "mem_alloc") else None  # None on CPython
+            events.emit("idle", {"sleep_s": delay, "heap": heap})
+        # whole seconds: a poll_s beyond the port's small ints must not overflow the ticks
+        while delay > 0:
+            n = delay if delay < 3600 else 3600
+            clock.sleep_ms(n * 1000)
+            delay -= n
+        if not settled:
+            settled = step("settle", _CYCLE, "settle", cfg, clock) != NO_MEMORY
+
+
+def main(path="/ota.json", root="/", clock=None):
+    """The boot-time entry point (main.py). Never raises: the board keeps running its app."""
+    if clock is None:
+        import time as clock
+    try:
+        cfg = guarded("start", "fota.app.boot", "run", path, root)
+        if isinstance(cfg, dict):
+            events.emit("agent", {"version": cfg["version"], "cloud": cfg["cloud"]})
+            loop(cfg, clock)
     except Exception as exc:  # a bug in the agent must not take the board's REPL with it
         events.emit("error", {"stage": "start", "reason": "internal", "error": repr(exc)})

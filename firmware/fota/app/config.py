@@ -6,8 +6,6 @@
 
 from fota.core.errors import CONFIG, OTAError
 
-CLOUDS = ("onenet", "onenet-fuse", "sagoo", "aliyun", "mxchip")
-
 _S, _I, _B, _D = "a string", "an integer", "a boolean", "an object"
 
 # top level: (key, type, default); a default of None means optional without a value
@@ -78,8 +76,6 @@ _SECTIONS = {
         ("timeout_s", _I, False),
     ),
 }
-# a cloud's section name (both OneNET APIs use the "onenet" section)
-_SECTION_OF = {"onenet-fuse": "onenet"}
 
 
 def _type_ok(value, kind):
@@ -125,13 +121,15 @@ def validate(raw):
             cfg[key] = raw[key]
         elif default is not None:
             cfg[key] = default
+    from fota import clouds
+
+    names = ", ".join(row[0] for row in clouds.CLOUDS)
     cloud = cfg.get("cloud")
     if cloud is None:
-        raise OTAError(CONFIG, "ota.json: cloud is required (one of %s)" % ", ".join(CLOUDS))
-    if cloud not in CLOUDS:
-        raise OTAError(
-            CONFIG, "ota.json: cloud must be one of %s, got %r" % (", ".join(CLOUDS), cloud)
-        )
+        raise OTAError(CONFIG, "ota.json: cloud is required (one of %s)" % names)
+    row = clouds.entry(cloud)
+    if row is None:
+        raise OTAError(CONFIG, "ota.json: cloud must be one of %s, got %r" % (names, cloud))
     server = cfg.get("server")
     if server is None:
         raise OTAError(CONFIG, "ota.json: server is required")
@@ -149,7 +147,7 @@ def validate(raw):
     for name in _SECTIONS:
         if name in cfg:
             _section(name, cfg[name])
-    section = _SECTION_OF.get(cloud, cloud)
+    section = row[3]
     if section not in cfg:
         raise OTAError(CONFIG, "ota.json: cloud %s needs the %s section" % (cloud, section))
     if cloud == "onenet" and "device_id" not in cfg[section]:
@@ -177,8 +175,3 @@ def load(path="/ota.json"):
     except ValueError:
         raise OTAError(CONFIG, "ota.json: %s is not valid JSON" % path) from None
     return validate(raw)
-
-
-def section(cfg):
-    """The chosen cloud's section."""
-    return cfg[_SECTION_OF.get(cfg["cloud"], cfg["cloud"])]

@@ -7,13 +7,19 @@
 import json
 
 _SECRETS = ("key", "sk", "device_secret", "token", "password", "authorization", "sign")
-_listeners = []
+_listeners = ()
 
 
 def subscribe(fn):
     """fn(kind, info) is called for every event (e.g. to light an LED); returns fn."""
-    _listeners.append(fn)
+    global _listeners
+    _listeners += (fn,)
     return fn
+
+
+def unsubscribe(fn):
+    global _listeners
+    _listeners = tuple(f for f in _listeners if f is not fn)
 
 
 def redacted(value):

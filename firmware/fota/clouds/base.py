@@ -17,9 +17,6 @@ from fota.core import errors
 _SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 _EPOCH_2000 = 946684800  # seconds from 1970-01-01 to 2000-01-01 (ports with the 2000 epoch)
 
-DOWNLOAD_STAGE = "download"
-UPGRADE_STAGE = "upgrade"
-
 
 def quote(text):
     """Percent-encode everything but RFC 3986's unreserved characters ("/" too)."""

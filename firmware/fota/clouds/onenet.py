@@ -12,7 +12,7 @@
 
 import binascii
 
-from fota.clouds.base import DOWNLOAD_STAGE, call, quote, unix_time
+from fota.clouds.base import call, quote, unix_time
 from fota.core import errors
 from fota.core.offer import Offer
 
@@ -75,8 +75,8 @@ def code_for(error, stage):
     reason = getattr(error, "reason", None)
     for r, before, after in _CODES:
         if r == reason:
-            return before if stage == DOWNLOAD_STAGE else after
-    return _UNKNOWN_DOWNLOAD if stage == DOWNLOAD_STAGE else _UNKNOWN_UPGRADE
+            return before if stage == errors.DOWNLOAD_STAGE else after
+    return _UNKNOWN_DOWNLOAD if stage == errors.DOWNLOAD_STAGE else _UNKNOWN_UPGRADE
 
 
 class Signer:

@@ -10,7 +10,7 @@
 # failed, "-4" flash write failed; every report echoes the batch `strategy` from extData. Over
 # HTTP there is no version report: the next get_ota_info carries the running version.
 
-from fota.clouds.base import DOWNLOAD_STAGE, call, describe, query, unix_time
+from fota.clouds.base import call, describe, query, unix_time
 from fota.core import errors
 from fota.core.offer import Offer
 
@@ -37,7 +37,7 @@ def sign(ak, sk, t):
 
 def step_for(error, stage):
     """Sagoo's failure step string for an OTAError at a stage."""
-    if stage == DOWNLOAD_STAGE:
+    if stage == errors.DOWNLOAD_STAGE:
         reason = getattr(error, "reason", None)
         for r, step in _STEPS:
             if r == reason:

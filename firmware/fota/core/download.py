@@ -64,6 +64,8 @@ class Downloader:
     response body is half read (so the listener may use the same client).
     image_sha=True checks the image's appended SHA-256 in the agent too, before set_boot() (which
     ESP-IDF makes check it anyway); the offer's digests are always checked.
+    buf: a bytearray of at least chunk rounded up to 4096 bytes, made by the caller before the
+    heap fragments (the app makes it first thing in a check); else it is made here.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Downloader:
         image_sha=False,
         on_event=None,
         lock_heap=False,
+        buf=None,
     ):
         if chunk < 256 or chunk > 65536:
             raise errors.OTAError(errors.CONFIG, "chunk must be 256..65536 bytes, got %d" % chunk)
@@ -107,11 +110,13 @@ class Downloader:
         self._image_sha = image_sha
         self._on_event = on_event
         self._lock = lock_heap and heap_lock is not None
-        import gc
+        if buf is None or len(buf) < size:
+            import gc
 
-        gc.collect()  # the buffer is the one large allocation: give it an unfragmented heap
-        self._buf = bytearray(size)
-        self._mv = memoryview(self._buf)
+            gc.collect()  # the buffer is the one large allocation: give it an unfragmented heap
+            buf = bytearray(size)
+        self._buf = buf
+        self._mv = memoryview(buf)[:size]
         self._views = tuple(self._mv[i : i + chunk] for i in range(0, size, chunk))
         self._scratch = self._mv[:_BLOCK]
         self.pumped_locked = 0  # bytes moved by _pump with the heap locked (for tests)

@@ -14,7 +14,6 @@
 # Events go to on_event(kind, info): offer, no_update, skipped, start, progress, retry, resume,
 # verified, activated, failed, confirmed, rolled_back, reported, report_failed.
 
-from fota.clouds.base import DOWNLOAD_STAGE, UPGRADE_STAGE
 from fota.core import errors
 from fota.core.version import compare
 
@@ -94,7 +93,7 @@ class Updater:
                 error = errors.OTAError(
                     errors.VERSION, "refusing a downgrade from %s to %s" % (version, offer.version)
                 )
-                return self._fail(offer, error, DOWNLOAD_STAGE)
+                return self._fail(offer, error, errors.DOWNLOAD_STAGE)
         try:
             self.cloud.start(offer)
         except errors.OTAError as exc:
@@ -122,14 +121,14 @@ class Updater:
                 offer.size = probe_size(dl.client, offer.url, offer.headers)
             result = dl.run(offer)
         except errors.OTAError as exc:
-            return self._fail(offer, exc, DOWNLOAD_STAGE)
+            return self._fail(offer, exc, errors.DOWNLOAD_STAGE)
         except MemoryError:  # making the downloader (its buffer) or probing the size
             import gc
 
             dl = None
             gc.collect()  # what the attempt held is garbage now: room for the report
             error = errors.OTAError(errors.NO_MEMORY, "out of memory for the download")
-            return self._fail(offer, error, DOWNLOAD_STAGE)
+            return self._fail(offer, error, errors.DOWNLOAD_STAGE)
         self._event("verified", {"version": result.version, "size": result.size})
         if not offer.reboot:  # installed (e.g. handed to an attached MCU): done, no reboot
             self.store.update(pending=None)
@@ -193,7 +192,7 @@ class Updater:
             )
             self.store.update(pending=None, skip=pending.get("key"))
             self._event("rolled_back", {"version": running_version, "target": target})
-            self._owe("failed", job, error=error, stage=UPGRADE_STAGE)
+            self._owe("failed", job, error=error, stage=errors.UPGRADE_STAGE)
             return "rolled_back"
         # A download was cut (power cut, crash): the next check resumes it from the journal.
         self.flush()

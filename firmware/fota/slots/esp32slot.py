@@ -8,7 +8,6 @@
 from micropython import const
 
 from fota.core import errors
-from fota.slots import esp32image
 
 BLOCK = const(4096)
 _ESP_ERR_OTA_VALIDATE_FAILED = const(-0x1503)  # errno of the OSError set_boot raises
@@ -83,6 +82,8 @@ class Esp32Slot:
         sha=False leaves the appended SHA-256 to set_boot(), which ESP-IDF checks anyway.
         prefix: (SHA-256 object, n) of the image's first n bytes, hashed during the download, so
         that the check reads back only the rest of the hashed part (see fota.slots.esp32image)."""
+        from fota.slots import esp32image  # only after a download: not resident through it
+
         try:
             return esp32image.check(self.part, size, self.chip_id, scratch, sha, prefix)
         except OSError as exc:

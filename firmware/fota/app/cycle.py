@@ -1,0 +1,165 @@
+# The settle and check phases (fota.app.agent runs them; their code is released after each):
+# the parts wired from the checked config (transport, the configured cloud, the board, the
+# state store, the update cycle), then one settlement after a reboot or one poll.
+#
+# settle(): confirm the new image after its health check and report success, or report the
+# bootloader's rollback; an unhealthy image is not confirmed and the board resets, so the
+# bootloader goes back and that boot reports the failure. Aliyun also hears the running
+# version at every boot. poll(): one check, and for an offer download, verify, activate and
+# reset into the new image. The connection is closed when the phase ends, whatever happened.
+
+from fota.app import events
+from fota.core.errors import DOWNLOAD, OTAError
+
+STATE = "fota.state"
+JOURNAL = "fota.journal"
+MCU_IMAGE = "mcu.bin"  # where an attached MCU's image is kept for the application's hook
+
+
+class Cycle:
+    def __init__(self, cfg, clock, emit=events.emit, board=None, cloud=None, buf=None):
+        from fota import clouds
+        from fota.core.store import Store
+        from fota.transport.http import Client
+
+        self.cfg = cfg
+        self.clock = clock
+        self.emit = emit
+        self.root = cfg["root"]
+        if board is None:
+            from fota.slots.esp32board import Board
+
+            board = Board(cfg)
+        self.board = board
+        ca = _read_ca(cfg["ca"]) if cfg.get("ca") else None
+        self.client = Client(ca=ca, allow_http=cfg["allow_http"])
+        if cloud is None:
+            row = clouds.entry(cfg["cloud"])
+            cloud = clouds.load(row[0])(self.client, cfg["server"], cfg[row[3]], clock, emit)
+        self.cloud = cloud
+        self.store = Store(self.root + STATE)
+        self.buf = buf  # the download's block buffer, when the caller made it
+        self._job = None
+
+    def _engine_event(self, kind, info):
+        if kind == "progress" and self._job is not None:
+            try:
+                self.cloud.progress(self._job, info["percent"])
+            except OTAError as exc:  # a lost progress report must not stop the download
+                self.emit("report_failed", {"result": "progress", "error": exc.message})
+        if kind != "verified":  # the update cycle announces that itself
+            self.emit(kind, info)
+
+    def downloader(self, offer=None):
+        """The engine for `offer`, made when the offer comes: its buffer exists only then."""
+        from fota.core.download import Downloader
+        from fota.core.journal import Journal
+
+        cfg = self.cfg
+        if offer is not None and not offer.reboot:
+            from fota.slots.fileslot import FileSlot
+
+            slot = FileSlot(self.root + MCU_IMAGE, cfg["mcu_max"], offer.version)
+        else:
+            slot = self.board.slot()
+        return Downloader(
+            self.client,
+            slot,
+            Journal(self.root + JOURNAL),
+            self.clock,
+            chunk=cfg["chunk"],
+            window=cfg["window"],
+            bare_range=getattr(self.cloud, "bare_range", False),
+            retries=cfg["retries"],
+            journal_blocks=cfg["journal_blocks"],
+            progress_step=cfg["progress_step"],
+            readback=cfg["readback"],
+            on_event=self._engine_event,
+            buf=self.buf,
+        )
+
+    def updater(self):
+        from fota.core.update import Updater
+
+        return Updater(
+            self.cloud,
+            self.downloader,
+            self.store,
+            self._update_event,
+            allow_downgrade=self.cfg["allow_downgrade"],
+        )
+
+    def _update_event(self, kind, info):
+        if kind == "start":
+            self._job = info.get("job")
+        self.emit(kind, info)
+
+    def healthy(self):
+        """The new image's health check: the network is up and the cloud answers a check."""
+        if not self.board.network_up(self.cfg.get("wifi"), self.clock):
+            self.emit("health", {"ok": False, "error": "network down"})
+            return False
+        try:
+            self.cloud.check(self.cfg["version"])
+        except OTAError as exc:
+            self.emit("health", {"ok": False, "error": exc.message})
+            return False
+        self.emit("health", {"ok": True})
+        return True
+
+    def settle(self):
+        """At boot: confirm or report what happened to the update in flight."""
+        health = self.healthy if self.cfg["health_check"] else None
+        result = self.updater().after_boot(self.cfg["version"], self.board.confirm, health)
+        if result == "unhealthy":
+            # Not confirmed: the reset makes the bootloader go back to the previous image, and
+            # that boot reports the failure.
+            self.emit("reset", {"reason": "unhealthy"})
+            self.client.close()
+            self.board.reset()
+        if getattr(self.cloud, "inform_at_boot", False):  # Aliyun: the version at every boot
+            try:
+                self.cloud.report_version(self.cfg["version"])
+            except OTAError as exc:
+                self.emit("error", {"stage": "inform", "reason": exc.reason, "error": exc.message})
+        return result
+
+    def poll(self):
+        """One check (and install). Resets the board after an activation."""
+        if not self.board.network_up(self.cfg.get("wifi"), self.clock):
+            raise OTAError(DOWNLOAD, "network down: cannot join the access point")
+        result = self.updater().run(self.cfg["version"])
+        if result == "activated":
+            self.emit("reset", {"reason": "activate"})
+            self.client.close()
+            self.board.reset()
+        return result
+
+
+def _read_ca(path):
+    from fota.core.errors import CONFIG
+
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        raise OTAError(CONFIG, "ota.json: ca: cannot read %s" % path) from None
+
+
+def _phase(cfg, clock, what, buf=None):
+    cycle = Cycle(cfg, clock, buf=buf)
+    try:
+        return getattr(cycle, what)()
+    finally:
+        cycle.client.close()  # no idle connection held through the wait
+
+
+def settle(cfg, clock):
+    return _phase(cfg, clock, "settle")
+
+
+def poll(cfg, clock):
+    # The download's block buffer first, while the heap is in one piece: later, with the phase's
+    # code loaded around it, a free run of 4 KB is the hardest thing to find.
+    buf = bytearray((cfg["chunk"] + 4095) // 4096 * 4096)
+    return _phase(cfg, clock, "poll", buf)

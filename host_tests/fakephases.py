@@ -1,0 +1,33 @@
+# Stand-in phases for the poll loop's tests (fota.app.agent.loop): settle() and poll() count their
+# calls and raise MemoryError or an OTAError at the calls the test lists. Not a fota module, so
+# the loop's release of phase modules keeps its counters.
+
+from fota.core.errors import PROTOCOL, OTAError
+
+calls = []
+hungry = set()  # call numbers (1, 2, ...) that raise MemoryError
+broken = set()  # call numbers that raise an OTAError
+
+
+def reset():
+    del calls[:]
+    hungry.clear()
+    broken.clear()
+
+
+def _call(name):
+    calls.append(name)
+    n = len(calls)
+    if n in hungry:
+        raise MemoryError()
+    if n in broken:
+        raise OTAError(PROTOCOL, "the cloud answered nonsense")
+    return "none" if name == "poll" else None
+
+
+def settle(cfg, clock):
+    return _call("settle")
+
+
+def poll(cfg, clock):
+    return _call("poll")
