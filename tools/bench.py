@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "host_tests" / "shims"))
+sys.path.insert(0, str(ROOT / "tools" / "devices"))
 sys.path.insert(0, str(ROOT / "tools"))
 
 import espidf  # noqa: E402
@@ -73,7 +73,7 @@ def _prepare(work: Path):
         _compile(src, mpy / "agent", "fota/" + src.stem)
     _compile(ROOT / "tools" / "bench_device.py", mpy / "agent", "bench_device")
     _compile(ROOT / "tools" / "bench_rt" / "esp32.py", mpy / "lean", "esp32")
-    for src in sorted((ROOT / "host_tests" / "shims").glob("*.py")):
+    for src in sorted((ROOT / "tools" / "devices").glob("*.py")):
         if src.stem != "micropython":
             _compile(src, mpy / "shim", src.stem)
     return served, flash_path, mpy, hashlib.md5(image).hexdigest(), len(image)

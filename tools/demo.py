@@ -25,7 +25,7 @@ from pathlib import Path
 TOOLS = Path(__file__).resolve().parent
 ROOT = TOOLS.parent
 sys.path.insert(0, str(TOOLS))
-sys.path.insert(0, str(ROOT / "host_tests" / "shims"))
+sys.path.insert(0, str(TOOLS / "devices"))
 
 import emu  # noqa: E402
 import espidf  # noqa: E402

@@ -29,7 +29,7 @@ the board or this tool broke.
 
 The firmware runs in `micropython -X heapsize=...` (tools/vboard_rt/vboard_runner.py), by default
 on the 32-bit build (tools/runtimes.py: an ESP32's object sizes, so its heap is a board's), with the
-vfs partition mounted as / and the shims of host_tests/shims as its esp32/machine/network
+vfs partition mounted as / and the device stand-ins of tools/devices as its esp32/machine/network
 modules; the app gets the board's heap budget (--heap) free when boot.py starts.
 --power-cut-after-writes K: the K-th flash erase or program of boot B (counted in the esp32 shim,
 the file system's writes included, since the vfs sits on esp32.Partition as on a board) lands
@@ -57,19 +57,19 @@ import runtimes
 import boards
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIMS = ROOT / "host_tests" / "shims"
+DEVICES = Path(__file__).resolve().parent / "devices"
 RUNNER = Path(__file__).resolve().parent / "vboard_rt" / "vboard_runner.py"
-sys.path.insert(0, str(SHIMS))
+sys.path.insert(0, str(DEVICES))
 import espidf  # noqa: E402  (the ESP-IDF formats, shared with the esp32 shim)
 import machine  # noqa: E402  (the machine shim: reset causes, exit statuses)
 
 RUNTIME_MODULES = (
     Path(__file__).resolve().parent / "vboard_rt" / "vboard_console.py",
     RUNNER,
-    SHIMS / "esp32.py",
-    SHIMS / "espflash.py",
-    SHIMS / "machine.py",
-    SHIMS / "network.py",
+    DEVICES / "esp32.py",
+    DEVICES / "espflash.py",
+    DEVICES / "machine.py",
+    DEVICES / "network.py",
 )
 # what a board's firmware freezes and a runtime may lack (Debian's build has `tls` but no `ssl`)
 FROZEN = runtimes.SHIMS / "ssl.py"
