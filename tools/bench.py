@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "devices"))
 sys.path.insert(0, str(ROOT / "tools"))
 
+import cli  # noqa: E402
 import espidf  # noqa: E402
 import nginx  # noqa: E402
 
@@ -45,7 +46,7 @@ IMAGE_SIZE = 1_500_000
 TIMEOUT_S = 120
 
 
-class BenchError(Exception):
+class BenchError(cli.ToolError):
     pass
 
 
@@ -146,9 +147,8 @@ def main(argv=None) -> int:
                 code = _smallest_heap(mpy, ["imports", *common])
                 least = _smallest_heap(mpy, ["minimal", *common])
                 booted = _smallest_heap(mpy, ["engine", *common], shim=True)
-    except (BenchError, nginx.NginxError, subprocess.SubprocessError, OSError) as exc:
-        print("bench: %s" % exc, file=sys.stderr)
-        return 1
+    except (nginx.NginxError, subprocess.SubprocessError, OSError) as exc:
+        raise BenchError(str(exc)) from None
     med = {mode: statistics.median(v) for mode, v in speeds.items()}
     kb = 1024
     rows = [
@@ -200,4 +200,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("bench", main))

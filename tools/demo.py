@@ -27,6 +27,7 @@ ROOT = TOOLS.parent
 sys.path.insert(0, str(TOOLS))
 sys.path.insert(0, str(TOOLS / "devices"))
 
+import cli  # noqa: E402
 import emu  # noqa: E402
 import espidf  # noqa: E402
 
@@ -208,4 +209,4 @@ def _cloud_agrees(cloud, state):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("demo", main))

@@ -36,7 +36,6 @@ the file system's writes included, since the vfs sits on esp32.Partition as on a
 half-way and the process is killed; the board then boots again from power-on.
 """
 
-import argparse
 import fcntl
 import json
 import os
@@ -51,6 +50,7 @@ import time
 from pathlib import Path
 
 import appimage
+import cli
 import fsimage
 import runtimes
 
@@ -106,12 +106,14 @@ STATE_NAMES = {
 }
 
 
-class VBoardError(Exception):
+class VBoardError(cli.ToolError):
     """A usage error: printed as `vboard: message`, exit status 1."""
 
 
-class BoardBroken(Exception):
-    """The board or the tool broke: an error event, exit status 2."""
+class BoardBroken(cli.ToolError):
+    """The board or the tool broke: an error event (for `boot`), exit status 2."""
+
+    status = 2
 
 
 # --- the board folder ----------------------------------------------------------------------------
@@ -639,16 +641,9 @@ def cmd_write_flash(args):
 # --- command line --------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        print("vboard: %s" % message, file=sys.stderr)
-        sys.exit(1)
-
-
 def _parser():
-    parser = _Parser(prog="vboard.py", description="The virtual board: create, boot, inspect.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = cli.Parser(prog="vboard.py", description="The virtual board: create, boot, inspect.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=cli.Parser)
     p = sub.add_parser("create", help="a fresh board: VERSION in ota_0, the agent and CFG in vfs")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--board", default="esp32", help="profile in boards/ (default esp32)")
@@ -730,23 +725,15 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_usage(sys.stderr)
-        print("vboard: a command is needed: %s" % ", ".join(COMMANDS), file=sys.stderr)
-        return 1
+        parser.error("a command is needed: %s" % ", ".join(COMMANDS))
     try:
         return COMMANDS[args.command](args)
-    except VBoardError as exc:
-        print("vboard: %s" % exc, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
     except BoardBroken as exc:
         if args.command == "boot":
             Emitter()({"event": "error", "message": str(exc)})
-        print("vboard: %s" % exc, file=sys.stderr)
-        return 2
+        raise
 
 
 if __name__ == "__main__":
     sys.modules.setdefault("vboard", sys.modules[__name__])  # one module, also for vboard_repl
-    sys.exit(main())
+    sys.exit(cli.run("vboard", main))
