@@ -19,7 +19,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-for path in (ROOT / "firmware", HERE / "shims", HERE, ROOT / "tools"):
+for path in (ROOT / "firmware", ROOT / "tools" / "devices", HERE, ROOT / "tools"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 

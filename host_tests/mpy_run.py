@@ -2,7 +2,7 @@
 #
 # usage: micropython [-X heapsize=N] host_tests/mpy_run.py MODULE TEST [TEST ...]
 #
-# Puts firmware/, host_tests/shims/ and host_tests/ on sys.path as conftest.py does for CPython
+# Puts firmware/, tools/devices/ and host_tests/ on sys.path as conftest.py does for CPython
 # (and the thin `ssl` over `tls` that a board's firmware freezes, where the build lacks it),
 # runs each test function with no arguments and prints one line per test that the pytest plugin
 # (conftest.py) reads: "@@fota-test NAME PASS" or "@@fota-test NAME FAIL", the traceback before
@@ -12,7 +12,7 @@ import sys
 
 _here = sys.argv[0].rpartition("/")[0] or "."
 _root = _here + "/.."
-for _p in (_root + "/firmware", _here + "/shims", _here):
+for _p in (_root + "/firmware", _root + "/tools/devices", _here):
     sys.path.insert(0, _p)
 try:
     import ssl  # noqa: F401

@@ -57,9 +57,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tools"
-sys.path.insert(0, str(ROOT / "host_tests" / "shims"))
+sys.path.insert(0, str(TOOLS / "devices"))
 sys.path.insert(0, str(TOOLS))
 
+import cli  # noqa: E402
 import demo  # noqa: E402
 import emu  # noqa: E402
 import espidf  # noqa: E402
@@ -93,7 +94,7 @@ CYCLE_X64 = ("onenet",)  # the clouds whose cycle also runs on x64
 KB = 1024
 
 
-class BenchError(Exception):
+class BenchError(cli.ToolError):
     pass
 
 
@@ -138,7 +139,7 @@ def _compile(work):
     jobs = [(src, src.relative_to(FIRMWARE), "agent") for src in package]
     jobs.append((TOOLS / "bench_device.py", Path("bench_device.py"), "agent"))
     jobs.append((TOOLS / "bench_rt" / "esp32.py", Path("esp32.py"), "lean"))
-    shims = ROOT / "host_tests" / "shims"
+    shims = TOOLS / "devices"
     # micropython.py is CPython's stand-in for the built-in module, not a device shim
     shims = [src for src in sorted(shims.glob("*.py")) if src.stem != "micropython"]
     jobs += [(src, Path(src.name), "shim") for src in shims]
@@ -681,4 +682,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("bench", main))

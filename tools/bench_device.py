@@ -15,7 +15,7 @@
 # Prints "RESULT MODE BYTES MICROSECONDS ALLOCATED CHUNKS LOCKED SHIMS AGENT": SHIMS the bytes
 # the esp32 stand-in keeps on the heap, AGENT those of the agent's loaded modules. sys.path must
 # hold the agent (firmware/ or its .mpy build) and an `esp32` module with attach(path, chip,
-# running): tools/bench_rt's lean one or host_tests/shims' faithful one (the caller sets
+# running): tools/bench_rt's lean one or tools/devices' faithful one (the caller sets
 # MICROPYPATH).
 
 import binascii

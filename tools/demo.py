@@ -26,8 +26,9 @@ from pathlib import Path
 TOOLS = Path(__file__).resolve().parent
 ROOT = TOOLS.parent
 sys.path.insert(0, str(TOOLS))
-sys.path.insert(0, str(ROOT / "host_tests" / "shims"))
+sys.path.insert(0, str(TOOLS / "devices"))
 
+import cli  # noqa: E402
 import emu  # noqa: E402
 import espidf  # noqa: E402
 
@@ -209,4 +210,4 @@ def cloud_agrees(cloud, state):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("demo", main))

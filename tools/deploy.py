@@ -27,6 +27,7 @@ ROOT = TOOLS.parent
 sys.path.insert(0, str(TOOLS))
 sys.path.insert(0, str(ROOT / "firmware"))
 
+import cli  # noqa: E402
 import fsimage  # noqa: E402
 
 import boards  # noqa: E402
@@ -37,7 +38,7 @@ BOOTLOADER_OFFSET = {"esp32": 0x1000, "esp32s2": 0x1000}  # 0x0 for the newer ch
 TIMEOUT_S = 600
 
 
-class DeployError(Exception):
+class DeployError(cli.ToolError):
     pass
 
 
@@ -113,27 +114,25 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         profile = boards.load(args.board)
-        if args.command == "flash":
-            if not Path(args.firmware).is_file():
-                raise DeployError("no such firmware file: %s" % args.firmware)
-            for cmd in flash_commands(args.port, args.firmware, profile["chip"]):
-                _run(cmd, args.dry_run)
-            return 0
-        raw = _check_config(args.config)
-        puts = [fsimage.parse_put(p) for p in args.put]
-        files = fsimage.board_files(profile, raw, puts)
-        with tempfile.TemporaryDirectory(prefix="fota-deploy-") as staging:
-            _run(deploy_commands(args.port, files, staging), args.dry_run)
-        if not args.dry_run:
-            print(
-                "deploy: %d files on %s; reset the board to start the agent"
-                % (len(files), args.port)
-            )
+    except boards.BoardError as exc:
+        raise DeployError(str(exc)) from None
+    if args.command == "flash":
+        if not Path(args.firmware).is_file():
+            raise DeployError("no such firmware file: %s" % args.firmware)
+        for cmd in flash_commands(args.port, args.firmware, profile["chip"]):
+            _run(cmd, args.dry_run)
         return 0
-    except (DeployError, fsimage.FsImageError, boards.BoardError) as exc:
-        print("deploy: %s" % exc, file=sys.stderr)
-        return 1
+    raw = _check_config(args.config)
+    puts = [fsimage.parse_put(p) for p in args.put]
+    files = fsimage.board_files(profile, raw, puts)
+    with tempfile.TemporaryDirectory(prefix="fota-deploy-") as staging:
+        _run(deploy_commands(args.port, files, staging), args.dry_run)
+    if not args.dry_run:
+        print(
+            "deploy: %d files on %s; reset the board to start the agent" % (len(files), args.port)
+        )
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("deploy", main))

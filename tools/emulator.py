@@ -163,7 +163,6 @@ Choices where the sources leave things open (details in each module's header)
                with an OSS error document); a topic must name this device (else 30001).
 """
 
-import argparse
 import json
 import signal
 import sys
@@ -171,17 +170,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cli  # noqa: E402
 import emu  # noqa: E402
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(1, "emulator: %s\n" % message)
-
-
 def _parser():
-    parser = _Parser(
+    parser = cli.Parser(
         prog="emulator",
         description="Serve a cloud's device OTA API locally (see the module docstring).",
     )
@@ -236,8 +230,7 @@ def main(argv=None):
             **options,
         )
     except emu.EmuError as exc:
-        print("emulator: %s" % exc, file=sys.stderr)
-        return 1
+        raise cli.ToolError(str(exc)) from None
     try:
         print(json.dumps(server.info()), flush=True)
         signal.sigwait(stop_signals)
@@ -247,4 +240,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("emulator", main))

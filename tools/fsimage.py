@@ -25,6 +25,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cli
+
 import boards
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +41,7 @@ _LFS_OPTIONS = {"block_size": BLOCK, "read_size": 32, "prog_size": 32, "lookahea
 _LFS_WRITE_VERSION = 0x00020000
 
 
-class FsImageError(Exception):
+class FsImageError(cli.ToolError):
     pass
 
 
@@ -223,10 +225,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         profile = boards.load(args.board)
-        offset, image = board_image(profile, args.config, args.put)
-    except (boards.BoardError, FsImageError) as exc:
-        print("fsimage: %s" % exc, file=sys.stderr)
-        return 1
+    except boards.BoardError as exc:
+        raise FsImageError(str(exc)) from None
+    offset, image = board_image(profile, args.config, args.put)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -242,4 +243,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("fsimage", main))

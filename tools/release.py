@@ -10,16 +10,16 @@ Refuses (exit 1, `release: message` on stderr) a file that is not a valid ESP32-
 --chip, or one whose version is not --version.
 """
 
-import argparse
 import hashlib
 import json
 import sys
 from pathlib import Path
 
 import appimage
+import cli
 
 
-class ReleaseError(Exception):
+class ReleaseError(cli.ToolError):
     pass
 
 
@@ -63,27 +63,16 @@ def metadata(path, chip=None, version=None):
     }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        print("release: %s" % message, file=sys.stderr)
-        sys.exit(1)
-
-
 def main(argv=None):
-    parser = _Parser(prog="release.py", description="Cloud-side metadata of an ESP32 app image.")
+    parser = cli.Parser(prog="release.py", description="Cloud-side metadata of an ESP32 app image.")
     parser.add_argument("image", metavar="IMAGE.bin")
     parser.add_argument("--chip", help="refuse an image for another chip (esp32, esp32s3 ...)")
     parser.add_argument("--version", help="refuse an image whose app descriptor says otherwise")
     args = parser.parse_args(argv)
-    try:
-        meta = metadata(args.image, args.chip, args.version)
-    except ReleaseError as exc:
-        print("release: %s" % exc, file=sys.stderr)
-        return 1
+    meta = metadata(args.image, args.chip, args.version)
     print(json.dumps(meta, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("release", main))

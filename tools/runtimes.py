@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cli
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 I386 = VENV / "i386"
@@ -149,8 +151,7 @@ def main(argv):
         try:
             install()
         except (RuntimeMissing, subprocess.SubprocessError, OSError) as exc:
-            print("runtimes: %s" % exc, file=sys.stderr)
-            return 1
+            raise cli.ToolError(str(exc)) from None
         return 0
     if argv[1:] == ["list"]:
         for name in selected():
@@ -161,4 +162,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(cli.run("runtimes", main, sys.argv))

@@ -10,11 +10,13 @@ instead of keeping a hand-written esp32 stub that would drift from the real API.
 import pathlib
 import sys
 
+import cli
+
 _WRONG = "def __init__(self, id: str, block_size=4096, /) -> None:"
 _RIGHT = "def __init__(self, id: int | str, block_size: int = 4096, /) -> None:"
 
 
-class StubError(Exception):
+class StubError(cli.ToolError):
     pass
 
 
@@ -32,11 +34,10 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         make_overrides(pathlib.Path(argv[1]), pathlib.Path(argv[2]))
-    except (OSError, StubError) as exc:
-        print(f"stubs: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:
+        raise StubError(str(exc)) from None
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(cli.run("stubs", main, sys.argv))

@@ -17,10 +17,10 @@ import signal
 import socket
 import tempfile
 
-import vboard
+from vboard_boot import CAUSE_NAMES, PWRON_RESET, READY, SOFT_RESET, BootRun, build_runtime
 
 
-class ReplRun(vboard.BootRun):
+class ReplRun(BootRun):
     def run(self):
         listener = socket.create_server(("127.0.0.1", self.args.repl))
         self.client = None
@@ -28,15 +28,15 @@ class ReplRun(vboard.BootRun):
         self.emit({"event": "repl", "port": port, "url": "socket://127.0.0.1:%d" % port})
         try:
             with tempfile.TemporaryDirectory(prefix="vboard-rt-") as rt:
-                vboard.build_runtime(rt, self.args.runtime)
+                build_runtime(rt, self.args.runtime)
                 self.runtime = rt
-                cause = vboard.PWRON_RESET
+                cause = PWRON_RESET
                 for n in range(1, self.args.boots + 1):
                     slot = self.bootloader(n, cause)
                     cause = self.console(n, slot, cause, listener)
                     if cause is None:
                         return 0
-                    self.emit({"event": "reset", "boot": n, "cause": vboard.CAUSE_NAMES[cause]})
+                    self.emit({"event": "reset", "boot": n, "cause": CAUSE_NAMES[cause]})
                 self.emit({"event": "stop", "boot": self.args.boots, "reason": "boots"})
                 return 0
         finally:
@@ -87,7 +87,7 @@ class ReplRun(vboard.BootRun):
                 proc.kill()
                 proc.wait(timeout=10)
         end = self._ending(n, status, self.ready, errors, self.power_cut(n))
-        return vboard.SOFT_RESET if end is None else end  # main.py ended: the REPL would be up
+        return SOFT_RESET if end is None else end  # main.py ended: the REPL would be up
 
     def _accept(self, listener):
         conn, _ = listener.accept()
@@ -130,9 +130,9 @@ class ReplRun(vboard.BootRun):
             while not self.ready and b"\n" in self.pending:
                 line, self.pending = self.pending.split(b"\n", 1)
                 text = line.decode("utf-8", "replace")
-                if text.startswith(vboard.READY):
-                    self.ready = text.startswith(vboard.READY + "ready")
-                    self._runner_line(n, text[len(vboard.READY) :])
+                if text.startswith(READY):
+                    self.ready = text.startswith(READY + "ready")
+                    self._runner_line(n, text[len(READY) :])
                 else:
                     self._firmware_line(n, text)
             if not self.ready:

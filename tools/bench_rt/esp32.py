@@ -1,7 +1,7 @@
 # make bench's stand-in for MicroPython's `esp32` module: a file-backed slot, and nothing more.
 #
 # On a device esp32.Partition is C code in the firmware, so none of its memory is on the
-# MicroPython heap. The test suite's shim (host_tests/shims/esp32.py) emulates ESP-IDF faithfully
+# MicroPython heap. The test suite's shim (tools/devices/esp32.py) emulates ESP-IDF faithfully
 # (erase-before-write, bounds, otadata, set_boot's image check) and weighs about 18 KB of heap on
 # this port; this stand-in keeps only what the download path calls, so that the heap make bench
 # measures is the agent's, not the emulator's. It reads the board's real partition table (the
