@@ -123,13 +123,10 @@ def validate(raw):
             cfg[key] = default
     from fota import clouds
 
-    names = ", ".join(row[0] for row in clouds.CLOUDS)
     cloud = cfg.get("cloud")
     if cloud is None:
-        raise OTAError(CONFIG, "ota.json: cloud is required (one of %s)" % names)
+        raise OTAError(CONFIG, "ota.json: cloud is required (one of %s)" % clouds.names())
     row = clouds.entry(cloud)
-    if row is None:
-        raise OTAError(CONFIG, "ota.json: cloud must be one of %s, got %r" % (names, cloud))
     server = cfg.get("server")
     if server is None:
         raise OTAError(CONFIG, "ota.json: server is required")

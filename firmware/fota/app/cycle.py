@@ -35,7 +35,7 @@ class Cycle:
         self.client = Client(ca=ca, allow_http=cfg["allow_http"])
         if cloud is None:
             row = clouds.entry(cfg["cloud"])
-            cloud = clouds.load(row[0])(self.client, cfg["server"], cfg[row[3]], clock, emit)
+            cloud = clouds.load(row)(self.client, cfg["server"], cfg[row[3]], clock, emit)
         self.cloud = cloud
         self.store = Store(self.root + STATE)
         self.buf = buf  # the download's block buffer, when the caller made it

@@ -10,16 +10,21 @@ CLOUDS = (
 )
 
 
+def names():
+    return ", ".join(row[0] for row in CLOUDS)
+
+
 def entry(name):
-    """The table's row for cloud `name`, or None."""
+    """The table's row for cloud `name`; an OTAError (config) naming the known ones if none."""
     for row in CLOUDS:
         if row[0] == name:
             return row
-    return None
+    from fota.core.errors import CONFIG, OTAError
+
+    raise OTAError(CONFIG, "ota.json: cloud must be one of %s, got %r" % (names(), name))
 
 
-def load(name):
-    """The class of cloud `name` (imports only its module)."""
-    row = entry(name)
+def load(row):
+    """The class of the cloud in table row `row` (imports only its module)."""
     mod = __import__("fota.clouds." + row[1], None, None, (row[2],))
     return getattr(mod, row[2])
