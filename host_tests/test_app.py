@@ -136,3 +136,21 @@ def test_main_without_a_config_is_one_error_event_and_returns():
     info = seen[0][1]
     assert (info["stage"], info["reason"]) == ("start", errors.CONFIG)
     assert "cannot read" in info["error"]
+
+
+def test_the_mcu_hook_outlives_the_phases():
+    from fota.slots import fileslot
+
+    def hook(path, size, version):
+        return True
+
+    with _Modules():
+        fileslot.set_hook(hook)
+        try:
+            agent.release()
+            assert "fota.slots.fileslot" not in sys.modules
+            from fota.slots import fileslot as again
+
+            assert again._hook() is hook
+        finally:
+            fileslot.set_hook(None)

@@ -288,7 +288,7 @@ def test_hash_slot_rehashes_the_written_part_for_a_resume():
         d = Digests(md5=_md5_hex(data), sha256=_sha256_hex(data))
         d.update(b"stale")
         d.reset()
-        hash_slot(slot, 12288, d, scratch)
+        hash_slot(slot.readblocks, 12288, d, scratch)
         assert d.length == 12288
         d.update(data[12288:])  # the rest of the download
         d.verify()
@@ -304,16 +304,16 @@ def test_hash_slot_short_last_block_and_read_back():
         scratch = bytearray(8192)  # larger than needed is fine
         for n in (0, 1, 4095, 4096, 4097, 10001):
             d = Digests(md5=_md5_hex(data[:n]), sha256=_sha256_hex(data[:n]))
-            hash_slot(slot, n, d, scratch)
+            hash_slot(slot.readblocks, n, d, scratch)
             assert d.length == n
             d.verify()
         d = Digests(sha256=_sha256_hex(data))
-        hash_slot(slot, 10002, d, scratch)  # one 0xFF byte too many
+        hash_slot(slot.readblocks, 10002, d, scratch)  # one 0xFF byte too many
         fails(VERIFY, d.verify)
         h = hashlib.sha256()  # any object with update() will do
-        hash_slot(slot, 10001, h, scratch)
+        hash_slot(slot.readblocks, 10001, h, scratch)
         assert h.digest() == hashlib.sha256(data).digest()
-        raises(ValueError, hash_slot, slot, 10, Digests(), bytearray(4095))
+        raises(ValueError, hash_slot, slot.readblocks, 10, Digests(), bytearray(4095))
     finally:
         esp32.detach()
         rmtree(tmp)
@@ -326,7 +326,7 @@ class _BrokenPart:
 
 
 def test_hash_slot_read_failure_is_a_flash_error():
-    exc = fails(FLASH, hash_slot, _BrokenPart(), 20000, Digests(), bytearray(4096))
+    exc = fails(FLASH, hash_slot, _BrokenPart().readblocks, 20000, Digests(), bytearray(4096))
     assert "offset 8192" in exc.message
     assert exc.reason == "flash"
 
@@ -343,7 +343,7 @@ def _hash_of_quiet_part(blocks):
     part = _QuietPart()
     gc.collect()
     before = gc.mem_alloc() if is_micropython() else None
-    hash_slot(part, blocks * 4096 + 100, h, scratch)
+    hash_slot(part.readblocks, blocks * 4096 + 100, h, scratch)
     used = None if before is None else gc.mem_alloc() - before
     return used, h.digest()
 

@@ -15,6 +15,7 @@ from fota.core.download import Downloader
 from fota.core.journal import Journal
 from fota.core.offer import Offer
 from fota.slots.esp32slot import Esp32Slot
+from heaplock import LockedDownloader
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"
@@ -45,13 +46,15 @@ class Rig:
         )
 
     def downloader(self, client=None, slot=None):
-        return Downloader(
+        options = dict(self.options)
+        engine = LockedDownloader if options.pop("lock_heap", False) else Downloader
+        return engine(
             client or self.client,
             slot or Esp32Slot("esp32"),
             Journal(self.journal_path),
             self.clock,
             on_event=lambda kind, info: self.events.append((kind, info)),
-            **self.options,
+            **options,
         )
 
     def run(self, **kw):
@@ -396,8 +399,8 @@ def test_out_of_memory_is_reported_as_such():
 
 
 def test_steady_state_loop_allocates_nothing():
-    # On the unix port the engine locks the heap around every _pump: any allocation inside it
-    # raises MemoryError and fails the download. On CPython this checks the plumbing only.
+    # On the unix port the test's engine locks the heap around every _pump: any allocation
+    # inside it raises MemoryError and fails the download. On CPython: the plumbing only.
     rig = Rig(size=300000, chunk=4096, window=131072, lock_heap=True)
     try:
         dl = rig.downloader()

@@ -24,7 +24,8 @@ def _cycle(path="/ota.json", root="/"):
 
 
 def _board(root="/"):
-    from fota.slots.esp32board import Board, profile
+    from fota.app.boot import profile
+    from fota.slots.esp32slot import Board
 
     return Board(profile(root + "board.json"))
 

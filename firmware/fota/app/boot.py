@@ -5,11 +5,28 @@
 from fota.core.errors import CONFIG, OTAError
 
 
+def profile(path="/board.json"):
+    """The board profile written by `make deploy`, `make fsimage` or the virtual board: a dict,
+    {} when the board has none (a plain ESP32). OTAError (config) when it is not JSON."""
+    import json
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError:
+        return {}
+    except ValueError:
+        raise OTAError(CONFIG, "board.json is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise OTAError(CONFIG, "board.json is not a JSON object")
+    return data
+
+
 def run(path="/ota.json", root="/"):
     """-> the checked config, with "chunk" and "version" resolved and "chip" and "root" added.
     Raises OTAError (reason config) naming what is wrong."""
     from fota.app import config
-    from fota.slots.esp32board import Board, profile
+    from fota.slots.esp32slot import Board
 
     cfg = config.load(path)
     prof = profile(root + "board.json")

@@ -27,7 +27,7 @@ class Cycle:
         self.emit = emit
         self.root = cfg["root"]
         if board is None:
-            from fota.slots.esp32board import Board
+            from fota.slots.esp32slot import Board
 
             board = Board(cfg)
         self.board = board

@@ -126,13 +126,13 @@ class Digests:
                 )
 
 
-def hash_slot(part, length, digests, scratch):
-    """Feed bytes [0, length) of part (an esp32.Partition-like object with 4096-byte blocks,
-    read with readblocks(block, buf, offset)) to digests.update(): a Digests, or any object
-    with update(buf) such as a hashlib object.
+def hash_slot(read, length, digests, scratch):
+    """Feed bytes [0, length) of a slot to digests.update(): a Digests, or any object with
+    update(buf) such as a hashlib object. read(block, buf) fills buf from byte block * 4096 on:
+    a slot's read(), or a partition's readblocks.
 
     scratch: a caller-owned buffer of at least 4096 bytes; only the short last read slices it.
-    Raises FlashError when a read fails, ValueError when scratch is too small.
+    Raises OTAError (flash) when a read fails, ValueError when scratch is too small.
     """
     if len(scratch) < _BLOCK:
         raise ValueError("scratch buffer smaller than 4096 bytes")
@@ -143,13 +143,13 @@ def hash_slot(part, length, digests, scratch):
     done = 0
     try:
         while length - done >= _BLOCK:
-            part.readblocks(block, mv, 0)
+            read(block, mv)
             digests.update(mv)
             block += 1
             done += _BLOCK
         if done < length:
             tail = mv[: length - done]
-            part.readblocks(block, tail, 0)
+            read(block, tail)
             digests.update(tail)
     except OSError as exc:
         raise OTAError(FLASH, "reading the slot at offset %d failed: %s" % (done, exc))

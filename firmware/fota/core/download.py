@@ -14,9 +14,8 @@
 # The steady-state loop (_pump) allocates nothing: no slicing, formatting or containers in it,
 # only int arithmetic, readinto, hash update and writeblocks. Everything that allocates (requests,
 # odd-sized reads, journal, progress) happens between pumps. Tests run _pump under
-# micropython.heap_lock() (lock_heap=True) to prove it. With fota.transport.http on MicroPython the
-# pump
-# reads with the socket's own readinto (Response.direct()), bounded by the body's length, and
+# micropython.heap_lock() to prove it. With fota.transport.http on MicroPython the pump reads
+# with the socket's own readinto (Response.direct()), bounded by the body's length, and
 # writes with the partition's own writeblocks (slot.writer()), so a chunk costs no Python call
 # of the agent's on the way in or out; other clients' responses are read with readinto().
 #
@@ -35,19 +34,6 @@ from fota.core.digest import Digests, hash_slot
 from fota.core.version import compare
 
 _BLOCK = const(4096)
-
-try:
-    from micropython import heap_lock, heap_unlock
-except ImportError:  # CPython without the test shims
-    heap_lock = heap_unlock = None
-
-
-class Result:
-    def __init__(self, size, version, resumed_from, requests):
-        self.size = size
-        self.version = version
-        self.resumed_from = resumed_from  # bytes taken from flash after a reboot
-        self.requests = requests  # HTTP requests made, retries included
 
 
 def _round_up(n, to):
@@ -85,7 +71,6 @@ class Downloader:
         readback=False,
         image_sha=False,
         on_event=None,
-        lock_heap=False,
         buf=None,
     ):
         if chunk < 256 or chunk > 65536:
@@ -109,7 +94,6 @@ class Downloader:
         self._readback = readback
         self._image_sha = image_sha
         self._on_event = on_event
-        self._lock = lock_heap and heap_lock is not None
         if buf is None or len(buf) < size:
             import gc
 
@@ -119,7 +103,6 @@ class Downloader:
         self._mv = memoryview(buf)[:size]
         self._views = tuple(self._mv[i : i + chunk] for i in range(0, size, chunk))
         self._scratch = self._mv[:_BLOCK]
-        self.pumped_locked = 0  # bytes moved by _pump with the heap locked (for tests)
 
     # -- the steady state --------------------------------------------------------------------
 
@@ -251,7 +234,6 @@ class Downloader:
         window = self._window
         end = size if not window else min(size, (start // window + 1) * window)
         resp, end, body_end = self._open(start, end)
-        lock = self._lock
         first = True  # the first read may return bytes that came with the head: not steady state
         read = None  # what _pump reads with: the socket's readinto (fast) or resp.readinto
         fast = False
@@ -270,15 +252,7 @@ class Downloader:
                         fast = read is not None
                         if not fast:
                             read = resp.readinto
-                    if lock:
-                        heap_lock()  # type: ignore[misc]
-                        try:
-                            self._pump(read, stop)
-                        finally:
-                            heap_unlock()  # type: ignore[misc]
-                        self.pumped_locked += self._written + self._pos - got
-                    else:
-                        self._pump(read, stop)
+                    self._pump(read, stop)
                     moved = self._written + self._pos - got
                     if fast:
                         resp.taken(moved)
@@ -323,15 +297,15 @@ class Downloader:
     # -- the whole download ----------------------------------------------------------------------
 
     def run(self, offer):
-        """Download, verify and activate `offer`. Returns a Result; raises an OTAError."""
+        """Download, verify and activate `offer`; raises an OTAError. -> self, whose size,
+        version (the image's), resumed_from (bytes taken from flash after a reboot) and requests
+        (HTTP requests made, retries included) tell how it went."""
         try:
             return self._run(offer)
         except MemoryError:
             raise errors.OTAError(errors.NO_MEMORY, "out of memory during the download") from None
         finally:
-            close = getattr(
-                self._slot, "close", None
-            )  # a slot holding a file (fota.slots.fileslot)
+            close = getattr(self._slot, "close", None)  # a slot holding a file (an MCU's image)
             if close is not None:
                 close()
 
@@ -353,7 +327,8 @@ class Downloader:
         self._pos = 0
         self._written = 0
         self._next_pct = self._step
-        resumed = self._resume(offer)
+        self.size = offer.size
+        self.resumed_from = self._resume(offer)
         self._next_commit = self._written + self._commit_every
         attempt = 0
         while self._written + self._pos < offer.size:
@@ -377,10 +352,10 @@ class Downloader:
                     )  # fmt: skip
                 self._clock.sleep_ms(delay)
         self._finish()
-        version = self._verify()
+        self.version = self._verify()
         self._slot.activate()
         self._journal.clear()
-        return Result(offer.size, version, resumed, self.requests)
+        return self
 
     def _resume(self, offer):
         """After a reboot: re-hash what the journal says is written and continue from there."""
@@ -389,7 +364,7 @@ class Downloader:
         if offset <= 0:
             self._journal.clear()
             return 0
-        hash_slot(self._slot.part, offset, self._digests, self._scratch)
+        hash_slot(self._slot.read, offset, self._digests, self._scratch)
         self._written = offset
         if self._on_event:
             self._on_event("resume", {"offset": offset})
@@ -428,7 +403,7 @@ class Downloader:
             )
         if self._readback:
             again = Digests(md5=offer.md5, sha256=offer.sha256)
-            hash_slot(self._slot.part, offer.size, again, self._scratch)
+            hash_slot(self._slot.read, offer.size, again, self._scratch)
             try:
                 again.verify()
             except errors.OTAError as exc:

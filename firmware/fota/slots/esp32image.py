@@ -144,7 +144,7 @@ def _check(part, length, chip_id, mv, sha, prefix):
             _hash_from(part, h, done, pos, mv)  # the tail the stream could not know was in it
         else:
             h = hashlib.sha256()
-            hash_slot(part, pos, h, mv)
+            hash_slot(part.readblocks, pos, h, mv)
         computed = h.digest()
         stored = bytes(_read(part, mv, pos, _HASH_LEN))
         if computed != stored:

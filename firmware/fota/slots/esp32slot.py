@@ -1,9 +1,11 @@
-# The ESP32 A/B app slot: the inactive OTA partition, written through esp32.Partition.
+# The ESP32 board adapter and its A/B app slot: the only module of the agent that touches the
+# hardware (esp32, machine, network), always lazily, never at import.
 #
-# The only module of the download path that touches hardware. Each 4096-byte block is erased
-# once, just ahead of its write (writeblocks without offset erases exactly the range it writes).
-# Nothing is erased before begin() has checked the size against the slot. OSError from ESP-IDF
-# becomes FlashError; ESP_ERR_OTA_VALIDATE_FAILED from set_boot becomes VerifyError.
+# Board: the running version, the slot to write, confirm/rollback, reset, Wi-Fi. Esp32Slot: the
+# inactive OTA partition, written through esp32.Partition. Each 4096-byte block is erased once,
+# just ahead of its write (writeblocks without offset erases exactly the range it writes);
+# nothing is erased before begin() has checked the size against the slot. An OSError from
+# ESP-IDF is an OTAError with reason flash; ESP_ERR_OTA_VALIDATE_FAILED from set_boot, verify.
 
 from micropython import const
 
@@ -13,22 +15,101 @@ BLOCK = const(4096)
 _ESP_ERR_OTA_VALIDATE_FAILED = const(-0x1503)  # errno of the OSError set_boot raises
 
 # esp_image_header_t.chip_id of each chip, as ESP-IDF's esp_chip_id_t
-CHIP_IDS = {"esp32": 0, "esp32s2": 2, "esp32c3": 5, "esp32s3": 9, "esp32c2": 12, "esp32c6": 13}
+_CHIPS = ("esp32", 0, "esp32s2", 2, "esp32c3", 5, "esp32s3", 9, "esp32c2", 12, "esp32c6", 13)
+
+
+def chip_id(chip):
+    """ESP-IDF's chip id for a chip name; OTAError (config) for a chip it does not know."""
+    for i in range(0, len(_CHIPS), 2):
+        if _CHIPS[i] == chip:
+            return _CHIPS[i + 1]
+    raise errors.OTAError(errors.CONFIG, "unknown chip %r" % (chip,))
+
+
+def _flash(what, exc):
+    return errors.OTAError(errors.FLASH, "%s: %s" % (what, exc))
+
+
+class Board:
+    """cfg: anything with get("chip") (the board profile, or the agent's checked config)."""
+
+    def __init__(self, cfg):
+        self.chip = cfg.get("chip", "esp32")
+
+    def slot(self):
+        return Esp32Slot(self.chip)
+
+    def running_label(self):
+        import esp32
+
+        return esp32.Partition(esp32.Partition.RUNNING).info()[4]
+
+    def running_version(self):
+        """The version in the running image's app descriptor."""
+        import esp32
+
+        from fota.slots.esp32image import app_version
+
+        return app_version(esp32.Partition(esp32.Partition.RUNNING), bytearray(4096))
+
+    def confirm(self):
+        """Cancel the bootloader's rollback: the running image is good."""
+        import esp32
+
+        try:
+            esp32.Partition.mark_app_valid_cancel_rollback()
+        except OSError as exc:
+            raise _flash("cannot confirm the running image", exc) from None
+
+    def rollback(self):
+        """Boot the other slot at the next reset (its image is validated by set_boot)."""
+        import esp32
+
+        try:
+            esp32.Partition(esp32.Partition.RUNNING).get_next_update().set_boot()
+        except OSError as exc:
+            raise _flash("cannot switch to the other slot", exc) from None
+
+    def reset(self):
+        import machine
+
+        machine.reset()
+
+    def network_up(self, wifi=None, clock=None):
+        """Connect the station interface when the config has a wifi section; -> True when up.
+
+        Without one the application manages the network itself (e.g. in boot.py): the health
+        check then rests on reaching the cloud."""
+        if not wifi:
+            return True
+        import network
+
+        sta = network.WLAN(network.STA_IF)
+        if sta.isconnected():
+            return True
+        sta.active(True)
+        sta.connect(wifi["ssid"], wifi.get("password", ""))
+        if clock is None:
+            import time as clock
+        deadline = clock.ticks_add(clock.ticks_ms(), wifi.get("timeout_s", 20) * 1000)
+        while not sta.isconnected():
+            if clock.ticks_diff(deadline, clock.ticks_ms()) <= 0:
+                return False
+            clock.sleep_ms(100)
+        return True
 
 
 class Esp32Slot:
     def __init__(self, chip="esp32", partition=None):
         """partition: an esp32.Partition to write (default: the next OTA update slot)."""
-        if chip not in CHIP_IDS:
-            raise errors.OTAError(errors.CONFIG, "unknown chip %r" % (chip,))
-        self.chip_id = CHIP_IDS[chip]
+        self.chip_id = chip_id(chip)
         import esp32  # lazily: nothing touches hardware at import time
 
         try:
             running = esp32.Partition(esp32.Partition.RUNNING)
             self.part = partition or running.get_next_update()
         except OSError as exc:
-            raise errors.OTAError(errors.FLASH, "no OTA update partition: %s" % (exc,))
+            raise _flash("no OTA update partition", exc) from None
         if self.part.info()[2] == running.info()[2]:
             raise errors.OTAError(errors.FLASH, "refusing to write the running partition")
         self.capacity = (self.part.ioctl(4, 0) or 0) * BLOCK
@@ -87,7 +168,7 @@ class Esp32Slot:
         try:
             return esp32image.check(self.part, size, self.chip_id, scratch, sha, prefix)
         except OSError as exc:
-            raise errors.OTAError(errors.FLASH, "reading %s failed: %s" % (self.label, exc))
+            raise _flash("reading " + self.label, exc) from None
 
     def activate(self):
         """Make the slot the one the bootloader starts at the next reset."""
@@ -98,4 +179,4 @@ class Esp32Slot:
                 raise errors.OTAError(
                     errors.VERIFY, "the bootloader rejects the image in %s" % self.label
                 )
-            raise errors.OTAError(errors.FLASH, "cannot switch the boot partition: %s" % (exc,))
+            raise _flash("cannot switch the boot partition", exc) from None

@@ -11,13 +11,20 @@ from micropython import const
 from fota.core import errors
 
 _BLOCK = const(4096)
-_hook = [None]
 
 
 def set_hook(fn):
     """Register fn(path, size, version) -> True when the MCU took the image (False or an
     exception: it did not). The application calls this before starting the agent."""
-    _hook[0] = fn
+    import fota.slots  # kept loaded between the agent's phases, unlike this module
+
+    fota.slots.mcu_hook = fn
+
+
+def _hook():
+    import fota.slots
+
+    return getattr(fota.slots, "mcu_hook", None)
 
 
 class FileSlot:
@@ -26,7 +33,6 @@ class FileSlot:
         self.capacity = capacity
         self.version = version
         self.label = path
-        self.part = self  # hash_slot() reads through part.readblocks
         self.size = 0
         self._f = None
 
@@ -37,7 +43,7 @@ class FileSlot:
                 "image of %d bytes is over the %d bytes allowed for %s"
                 % (size, self.capacity, self.path),
             )
-        if _hook[0] is None:
+        if _hook() is None:
             raise errors.OTAError(
                 errors.CONFIG, "no MCU hook registered (fota.slots.fileslot.set_hook)"
             )
@@ -91,7 +97,7 @@ class FileSlot:
     def activate(self):
         """Hand the verified image to the application's hook."""
         self.close()
-        hook = _hook[0]
+        hook = _hook()
         try:
             ok = hook(self.path, self.size, self.version) if hook else False
         except Exception as exc:  # the application's code: any failure is the MCU's failure
