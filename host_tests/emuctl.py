@@ -73,6 +73,6 @@ def info(base):
     """The cloud name, fault endpoints and the credentials the emulator accepts."""
     client = _client(base)
     try:
-        return client.get(base.rstrip("/") + "/_emu").json(_LIMIT)
+        return client.request("GET", base.rstrip("/") + "/_emu").json(_LIMIT)
     finally:
         client.close()

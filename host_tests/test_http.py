@@ -27,6 +27,14 @@ MICROPYTHON_HEAP = "256k"
 REQUEST_ALLOC_BOUND = 512  # bytes per keep-alive get_range() + head; measured 192 (see above)
 
 
+def _get(client, url, headers=None, keep=None):
+    return client.request("GET", url, headers=headers, keep=keep)
+
+
+def _send(client, method, url, headers=None, body=None, json=None):
+    return client.request(method, url, headers=headers, body=body, json=json)
+
+
 def _env(name):
     value = os.getenv(name)
     if not value:
@@ -96,7 +104,7 @@ def _same_as_file(resp, name, size=4096):
 def _stats(tag):
     client = _plain()
     try:
-        return client.get(_env("FOTA_TEST_HTTP") + "/stats/" + tag).json()
+        return _get(client, _env("FOTA_TEST_HTTP") + "/stats/" + tag).json()
     finally:
         client.close()
 
@@ -105,7 +113,7 @@ def _nginx_status():
     # stub_status: "Active connections: N \nserver accepts handled requests\n A H R \n..."
     client = _plain()
     try:
-        lines = client.get(_env("FOTA_TEST_NGINX") + "/nginx-status").body().decode().split("\n")
+        lines = _get(client, _env("FOTA_TEST_NGINX") + "/nginx-status").body().decode().split("\n")
     finally:
         client.close()
     accepts, _handled, requests = lines[2].split()
@@ -157,60 +165,60 @@ def test_get_content_length_matches_file_on_disk():
     sizes = _sizes()
     assert sizes["medium.bin"] == 300000 and sizes["empty.bin"] == 0
     for name in ("small.bin", "medium.bin", "empty.bin"):
-        resp = client.get(_env("FOTA_TEST_NGINX") + "/" + name)
+        resp = _get(client, _env("FOTA_TEST_NGINX") + "/" + name)
         assert resp.status == 200
         assert resp.length == sizes[name]
         assert resp.content_type == "application/octet-stream"
         assert _same_as_file(resp, name) == resp.length
-        assert resp.done
+        assert resp.done()
     assert client.connects == 1
     client.close()
 
 
 def test_chunked_body():
     client = _plain()
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/chunked/medium.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/chunked/medium.bin")
     assert resp.status == 200 and resp.length is None
     assert _same_as_file(resp, "medium.bin", size=777) == 300000
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/chunked/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/chunked/small.bin")
     assert _read_all(resp, size=5000) == _file("small.bin")
     assert client.connects == 1  # the chunked bodies were read to the end: kept alive
 
 
 def test_body_without_length_ends_at_close():
     client = _plain()
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/nolength/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/nolength/small.bin")
     assert resp.length is None
     assert _read_all(resp) == _file("small.bin")
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/small.bin")
     assert len(resp.body(20000)) == 10000
     assert client.connects == 2
 
 
 def test_small_body_helpers_enforce_their_limit():
     client = _plain()
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/small.bin")
     fails(PROTOCOL, resp.body, 9999)
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/chunked/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/chunked/small.bin")
     fails(PROTOCOL, resp.body, 9999)
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/small.bin")
     fails(PROTOCOL, resp.json)
-    assert client.get(_env("FOTA_TEST_HTTP") + "/status/404").body() == b"status 404\n"
+    assert _get(client, _env("FOTA_TEST_HTTP") + "/status/404").body() == b"status 404\n"
 
 
 def test_head_request_has_no_body():
     client = _plain()
     resp = client.request("HEAD", _env("FOTA_TEST_NGINX") + "/small.bin")
-    assert resp.status == 200 and resp.length == 10000 and resp.done
+    assert resp.status == 200 and resp.length == 10000 and resp.done()
     assert resp.readinto(bytearray(10)) == 0
-    assert client.get(_env("FOTA_TEST_NGINX") + "/small.bin").body(20000) == _file("small.bin")
+    assert _get(client, _env("FOTA_TEST_NGINX") + "/small.bin").body(20000) == _file("small.bin")
     assert client.connects == 1
 
 
 def test_status_is_the_callers_to_judge():
     client = _plain()
     for code in (204, 404, 500):
-        resp = client.get(_env("FOTA_TEST_HTTP") + "/status/%d" % code)
+        resp = _get(client, _env("FOTA_TEST_HTTP") + "/status/%d" % code)
         assert resp.status == code
         resp.close()
 
@@ -221,7 +229,7 @@ def test_status_is_the_callers_to_judge():
 def test_redirects_are_followed():
     client = _plain()
     for path in ("/redirect/3/small.bin", "/redirect-abs/2/small.bin", "/redirect-308/1/small.bin"):
-        resp = client.get(_env("FOTA_TEST_HTTP") + path)
+        resp = _get(client, _env("FOTA_TEST_HTTP") + path)
         assert resp.status == 200, path
         assert resp.body(20000) == _file("small.bin")
     tag = _tag()
@@ -233,29 +241,33 @@ def test_redirects_are_followed():
 
 def test_redirect_limit():
     client = _plain()
-    exc = fails(DOWNLOAD, client.get, _env("FOTA_TEST_HTTP") + "/redirect/4/small.bin")
+    exc = fails(DOWNLOAD, _get, client, _env("FOTA_TEST_HTTP") + "/redirect/4/small.bin")
     assert "redirect" in exc.message
     client = _plain(max_redirects=0)
-    fails(DOWNLOAD, client.get, _env("FOTA_TEST_HTTP") + "/redirect/1/small.bin")
-    assert client.get(_env("FOTA_TEST_HTTP") + "/redirect/0/small.bin").status == 200
+    fails(DOWNLOAD, _get, client, _env("FOTA_TEST_HTTP") + "/redirect/1/small.bin")
+    assert _get(client, _env("FOTA_TEST_HTTP") + "/redirect/0/small.bin").status == 200
 
 
 def test_credentials_do_not_follow_a_redirect_to_another_host():
     client = _plain()
     headers = {"Authorization": "secret", "X-Other": "1"}
     same = _env("FOTA_TEST_HTTP") + "/redirect-abs/1/echo"  # Location: http://127.0.0.1:PORT/...
-    echo = client.get(same, headers=headers).json()
+    echo = _get(client, same, headers=headers).json()
     assert _header(echo, "Authorization") == "secret" and _header(echo, "X-Other") == "1"
     other = same.replace("127.0.0.1", "localhost")  # the same server under another host name
-    echo = client.get(other, headers=headers).json()
+    echo = _get(client, other, headers=headers).json()
     assert _header(echo, "Authorization") is None and _header(echo, "X-Other") == "1"
 
 
 def test_redirect_303_turns_post_into_get_and_307_keeps_it():
     client = _plain()
-    echo = client.post(_env("FOTA_TEST_HTTP") + "/redirect-303/1/echo", json={"a": 1}).json()
+    echo = client.request(
+        "POST", _env("FOTA_TEST_HTTP") + "/redirect-303/1/echo", json={"a": 1}
+    ).json()
     assert echo["method"] == "GET" and echo["body_len"] == 0
-    echo = client.post(_env("FOTA_TEST_HTTP") + "/redirect-307/1/echo", body=b"abc").json()
+    echo = client.request(
+        "POST", _env("FOTA_TEST_HTTP") + "/redirect-307/1/echo", body=b"abc"
+    ).json()
     assert echo["method"] == "POST" and echo["body"] == "abc"
 
 
@@ -271,7 +283,7 @@ def _header(echo, name):
 def test_post_and_put_send_json_and_bytes():
     client = _plain()
     base = _env("FOTA_TEST_HTTP")
-    echo = client.post(base + "/echo", json={"state": 2, "name": "ota"}).json()
+    echo = _send(client, "POST", base + "/echo", json={"state": 2, "name": "ota"}).json()
     assert echo["method"] == "POST" and echo["version"] == "HTTP/1.1"
     assert _header(echo, "Content-Type") == "application/json"
     assert _header(echo, "Content-Length") == str(echo["body_len"])
@@ -279,31 +291,33 @@ def test_post_and_put_send_json_and_bytes():
 
     assert json.loads(echo["body"]) == {"state": 2, "name": "ota"}
     body = bytes(range(32, 128)) * 8  # ASCII: MicroPython's str has no latin-1 to compare with
-    resp = client.put(base + "/echo?x=1", headers={"Authorization": "t0ken", "X-N": 7}, body=body)
+    resp = client.request(
+        "PUT", base + "/echo?x=1", headers={"Authorization": "t0ken", "X-N": 7}, body=body
+    )
     echo = resp.json(8192)
     assert echo["method"] == "PUT" and echo["target"] == "/echo?x=1"
     assert echo["body_len"] == 768 and echo["body"] == body.decode()
     assert _header(echo, "Authorization") == "t0ken" and _header(echo, "X-N") == "7"
     assert _header(echo, "Host") == base.split("//")[1]
     assert _header(echo, "Content-Type") is None and _header(echo, "Range") is None
-    echo = client.get(base + "/echo").json()
+    echo = _get(client, base + "/echo").json()
     assert echo["method"] == "GET" and _header(echo, "Content-Length") is None
-    fails(CONFIG, client.get, base + "/echo", {"X-Evil": "a\r\nInjected: 1"})
+    fails(CONFIG, _get, client, base + "/echo", {"X-Evil": "a\r\nInjected: 1"})
 
 
 def test_long_request_heads_are_sent_whole():
     client = _plain()
     value = "v" * 900  # more than the 512-byte buffer: sent in pieces
-    echo = client.get(_env("FOTA_TEST_HTTP") + "/echo", headers={"X-Big": value}).json()
+    echo = _get(client, _env("FOTA_TEST_HTTP") + "/echo", headers={"X-Big": value}).json()
     assert _header(echo, "X-Big") == value
 
 
 def test_headers_named_by_the_caller_are_kept():
     client = _plain()
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/manyheaders/5", keep=("X-Many-3",))
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/manyheaders/5", keep=("X-Many-3",))
     assert resp.header("x-many-3") == "v" and resp.header("X-Many-2") is None
     assert resp.body() == b"many headers\n"
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/manyheaders/5")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/manyheaders/5")
     assert resp.header("x-many-3") is None
 
 
@@ -330,7 +344,7 @@ def test_range_416_when_unsatisfiable():
     assert resp.status == 416
     assert (resp.range_start, resp.range_end, resp.range_total) == (None, None, 10000)
     resp.body()
-    resp = client.get(_env("FOTA_TEST_NGINX") + "/small.bin")
+    resp = _get(client, _env("FOTA_TEST_NGINX") + "/small.bin")
     assert resp.status == 200 and resp.range_total is None
     resp.close()
     fails(CONFIG, client.get_range, _env("FOTA_TEST_NGINX") + "/small.bin", 10, 9)
@@ -420,11 +434,11 @@ def test_unfinished_body_or_connection_close_means_a_new_connection():
     tag = _tag()
     client = _plain()
     base = _env("FOTA_TEST_HTTP") + "/tag/" + tag
-    resp = client.get(base + "/medium.bin")
+    resp = _get(client, base + "/medium.bin")
     resp.readinto(bytearray(100))  # the rest of the body is abandoned
-    resp = client.get(base + "/close/small.bin")
+    resp = _get(client, base + "/close/small.bin")
     assert resp.body(20000) == _file("small.bin")
-    resp = client.get(base + "/small.bin")
+    resp = _get(client, base + "/small.bin")
     assert resp.body(20000) == _file("small.bin")
     assert client.connects == 3
     assert _stats(tag) == {"connections": 3, "requests": 3}
@@ -434,8 +448,10 @@ def test_reconnect_after_the_server_closed_a_kept_alive_connection():
     tag = _tag()
     client = _plain()
     base = _env("FOTA_TEST_HTTP") + "/tag/" + tag
-    assert client.get(base + "/hangup/small.bin").body(20000) == _file("small.bin")
-    resp = client.get(base + "/small.bin")  # the kept connection is dead: one new attempt
+    assert _get(client, base + "/hangup/small.bin").body(20000) == _file("small.bin")
+    resp = client.request(
+        "GET", base + "/small.bin"
+    )  # the kept connection is dead: one new attempt
     assert resp.status == 200 and resp.body(20000) == _file("small.bin")
     assert client.connects == 2
     assert _stats(tag) == {"connections": 2, "requests": 2}
@@ -446,31 +462,31 @@ def test_reconnect_after_the_server_closed_a_kept_alive_connection():
 
 def test_connection_dropped_mid_body_is_a_download_error():
     client = _plain()
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/drop/5000/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/drop/5000/small.bin")
     assert resp.status == 200 and resp.length == 10000
     exc = fails(DOWNLOAD, _read_all, resp)
     assert "5000" in exc.message
     assert resp.readinto(bytearray(10)) == 0  # the response is over
-    assert client.get(_env("FOTA_TEST_HTTP") + "/small.bin").status == 200
+    assert _get(client, _env("FOTA_TEST_HTTP") + "/small.bin").status == 200
 
 
 def test_stalled_server_times_out_within_the_read_timeout():
     for base in ("FOTA_TEST_HTTP", "FOTA_TEST_HTTPS"):
         client = http.Client(ca=_ca(), allow_http=True, read_timeout=0.3)
-        resp = client.get(_env(base) + "/stall/1000/small.bin")
+        resp = _get(client, _env(base) + "/stall/1000/small.bin")
         start = _ms()
         exc = fails(TIMEOUT, _read_all, resp)
         elapsed = _since_ms(start)
         assert 250 <= elapsed < 2000, elapsed
         assert "timed out" in exc.message
         start = _ms()
-        fails(TIMEOUT, client.get, _env(base) + "/silent")
+        fails(TIMEOUT, _get, client, _env(base) + "/silent")
         assert 250 <= _since_ms(start) < 2000
 
 
 def test_connect_failure_is_a_download_error():
     client = _plain(connect_timeout=1)
-    exc = fails(DOWNLOAD, client.get, "http://127.0.0.1:1/x")  # nothing listens there
+    exc = fails(DOWNLOAD, _get, client, "http://127.0.0.1:1/x")  # nothing listens there
     assert "127.0.0.1:1" in exc.message
     assert client.connects == 0
 
@@ -478,28 +494,28 @@ def test_connect_failure_is_a_download_error():
 def test_header_limits():
     client = _plain()
     base = _env("FOTA_TEST_HTTP")
-    assert client.get(base + "/longheader/512").body() == b"long header\n"
-    exc = fails(PROTOCOL, client.get, base + "/longheader/513")
+    assert _get(client, base + "/longheader/512").body() == b"long header\n"
+    exc = fails(PROTOCOL, _get, client, base + "/longheader/513")
     assert "512" in exc.message
-    fails(PROTOCOL, client.get, base + "/longheader")
-    resp = client.get(base + "/manyheaders/31")  # with Content-Length: 32 header lines
+    fails(PROTOCOL, _get, client, base + "/longheader")
+    resp = _get(client, base + "/manyheaders/31")  # with Content-Length: 32 header lines
     assert resp.body() == b"many headers\n"
-    exc = fails(PROTOCOL, client.get, base + "/manyheaders/32")
+    exc = fails(PROTOCOL, _get, client, base + "/manyheaders/32")
     assert "32" in exc.message
-    fails(PROTOCOL, client.get, base + "/manyheaders")
+    fails(PROTOCOL, _get, client, base + "/manyheaders")
 
 
 def test_malformed_answers_are_protocol_errors():
     client = _plain()
     base = _env("FOTA_TEST_HTTP")
-    exc = fails(PROTOCOL, client.get, base + "/garbage")
+    exc = fails(PROTOCOL, _get, client, base + "/garbage")
     assert "status line" in exc.message
-    exc = fails(PROTOCOL, client.get, base + "/bad-length")
+    exc = fails(PROTOCOL, _get, client, base + "/bad-length")
     assert "Content-Length" in exc.message
-    resp = client.get(base + "/bad-chunk")
+    resp = _get(client, base + "/bad-chunk")
     exc = fails(PROTOCOL, resp.readinto, bytearray(100))
     assert "chunk" in exc.message
-    assert client.get(base + "/small.bin").status == 200  # the client recovers
+    assert _get(client, base + "/small.bin").status == 200  # the client recovers
 
 
 # -- the download engine's fast path
@@ -509,7 +525,7 @@ def test_direct_reads_the_rest_of_a_length_body_from_the_socket():
     client = _plain()
     target = _env("FOTA_TEST_NGINX") + "/medium.bin"
     buf = bytearray(4096)
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/small.bin")  # head and body in one send
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/small.bin")  # head and body in one send
     assert resp.direct() is None  # the body bytes that came with the head must go first
     assert resp.body(10000) == _file("small.bin")
     client = _plain()
@@ -535,10 +551,10 @@ def test_direct_reads_the_rest_of_a_length_body_from_the_socket():
             got += n
     finally:
         f.close()
-    assert resp.done and resp.readinto(buf) == 0
+    assert resp.done() and resp.readinto(buf) == 0
     resp = client.get_range(target, 0, 9)  # the connection was kept
     assert resp.body() == _slice("medium.bin", 0, 10) and client.connects == 1
-    resp = client.get(_env("FOTA_TEST_HTTP") + "/chunked/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/chunked/small.bin")
     resp.readinto(buf)
     resp.readinto(buf)
     assert resp.direct() is None  # chunked bodies need their framing read
@@ -549,13 +565,13 @@ def test_direct_readers_errors_are_translated_and_close_the_connection():
     import errno
 
     client = _plain()
-    resp = client.get(_env("FOTA_TEST_NGINX") + "/medium.bin")
+    resp = _get(client, _env("FOTA_TEST_NGINX") + "/medium.bin")
     resp.readinto(bytearray(100))
     exc = resp.failed(OSError(errno.ETIMEDOUT))
     assert exc.reason == TIMEOUT and exc.message.startswith("timed out: body from ")
-    assert resp.done and client.get(_env("FOTA_TEST_NGINX") + "/small.bin").status == 200
+    assert resp.done() and _get(client, _env("FOTA_TEST_NGINX") + "/small.bin").status == 200
     assert client.connects == 2
-    resp = client.get(_env("FOTA_TEST_NGINX") + "/small.bin")
+    resp = _get(client, _env("FOTA_TEST_NGINX") + "/small.bin")
     exc = resp.failed(OSError(errno.ECONNRESET))
     assert exc.reason == DOWNLOAD and "network error" in exc.message
 
@@ -565,47 +581,47 @@ def test_direct_readers_errors_are_translated_and_close_the_connection():
 
 def test_https_with_the_right_ca_and_host_name():
     client = http.Client(ca=_ca())
-    resp = client.get(_env("FOTA_TEST_NGINX_TLS") + "/small.bin")
+    resp = _get(client, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
     assert resp.status == 200 and resp.body(20000) == _file("small.bin")
     resp = client.get_range(_env("FOTA_TEST_NGINX_TLS") + "/medium.bin", 1000, 1999)
     assert resp.status == 206 and resp.range_start == 1000
     resp.close()
-    resp = client.get(_env("FOTA_TEST_HTTPS") + "/chunked/small.bin")
+    resp = _get(client, _env("FOTA_TEST_HTTPS") + "/chunked/small.bin")
     assert resp.body(20000) == _file("small.bin")
     assert client.connects == 2
 
 
 def test_https_with_a_wrong_ca_fails():
     client = http.Client(ca=_ca("wrong-ca.der"))
-    exc = fails(DOWNLOAD, client.get, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
+    exc = fails(DOWNLOAD, _get, client, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
     assert "TLS verification" in exc.message
 
 
 def test_https_with_a_wrong_host_name_fails():
     client = http.Client(ca=_ca())
     wrong = _env("FOTA_TEST_NGINX_TLS").replace("localhost", "127.0.0.1")
-    exc = fails(DOWNLOAD, client.get, wrong + "/small.bin")
+    exc = fails(DOWNLOAD, _get, client, wrong + "/small.bin")
     assert "TLS verification" in exc.message and "127.0.0.1" in exc.message
 
 
 def test_https_without_a_ca_is_a_config_error():
     client = http.Client(allow_http=True)
-    exc = fails(CONFIG, client.get, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
+    exc = fails(CONFIG, _get, client, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
     assert "CA" in exc.message
     assert client.connects == 0  # refused before any connection
-    fails(CONFIG, http.Client(ca=b"not a certificate").get, _env("FOTA_TEST_NGINX_TLS"))
+    fails(CONFIG, _get, http.Client(ca=b"not a certificate"), _env("FOTA_TEST_NGINX_TLS"))
 
 
 def test_plain_http_only_when_allowed():
     client = http.Client(ca=_ca())
-    fails(CONFIG, client.get, _env("FOTA_TEST_NGINX") + "/small.bin")
+    fails(CONFIG, _get, client, _env("FOTA_TEST_NGINX") + "/small.bin")
     assert client.connects == 0
-    exc = fails(CONFIG, client.get, _env("FOTA_TEST_NGINX_TLS") + "/to-plain/small.bin")
+    exc = fails(CONFIG, _get, client, _env("FOTA_TEST_NGINX_TLS") + "/to-plain/small.bin")
     assert "allow_http" in exc.message  # a redirect from https to http is refused too
     client = http.Client(ca=_ca(), allow_http=True)
-    resp = client.get(_env("FOTA_TEST_NGINX_TLS") + "/to-plain/small.bin")
+    resp = _get(client, _env("FOTA_TEST_NGINX_TLS") + "/to-plain/small.bin")
     assert resp.status == 200 and resp.body(20000) == _file("small.bin")
-    resp = client.get(_env("FOTA_TEST_NGINX") + "/to-tls/small.bin")
+    resp = _get(client, _env("FOTA_TEST_NGINX") + "/to-tls/small.bin")
     assert resp.status == 200 and resp.body(20000) == _file("small.bin")
 
 
@@ -629,7 +645,7 @@ def test_body_read_loop_allocates_nothing():
                 break
             expect = _mix(expect, chunk, n)
     client = _plain()
-    resp = client.get(_env("FOTA_TEST_NGINX") + "/medium.bin")
+    resp = _get(client, _env("FOTA_TEST_NGINX") + "/medium.bin")
     buf = bytearray(2048)
     gc.collect()
     total = resp.readinto(buf)  # the bytes that came with the head: one copy, may allocate
@@ -649,7 +665,7 @@ def test_body_read_loop_allocates_nothing():
         micropython.heap_unlock()
     assert failed is None, "the body loop allocated: %r" % (failed,)
     assert total == 300000 and acc == expect
-    assert resp.done and client.connects == 1
+    assert resp.done() and client.connects == 1
 
 
 def test_keep_alive_range_request_costs_little_memory():

@@ -121,7 +121,7 @@ def validate(raw):
             cfg[key] = raw[key]
         elif default is not None:
             cfg[key] = default
-    from fota import clouds
+    from fota.clouds import table as clouds
 
     cloud = cfg.get("cloud")
     if cloud is None:
@@ -145,6 +145,7 @@ def validate(raw):
         if name in cfg:
             _section(name, cfg[name])
     section = row[3]
+    cfg["cloud_row"] = row  # the module, class and section the other phases load
     if section not in cfg:
         raise OTAError(CONFIG, "ota.json: cloud %s needs the %s section" % (cloud, section))
     if cloud == "onenet" and "device_id" not in cfg[section]:

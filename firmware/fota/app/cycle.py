@@ -18,7 +18,6 @@ MCU_IMAGE = "mcu.bin"  # where an attached MCU's image is kept for the applicati
 
 class Cycle:
     def __init__(self, cfg, clock, emit=events.emit, board=None, cloud=None, buf=None):
-        from fota import clouds
         from fota.core.store import Store
         from fota.transport.http import Client
 
@@ -34,8 +33,9 @@ class Cycle:
         ca = _read_ca(cfg["ca"]) if cfg.get("ca") else None
         self.client = Client(ca=ca, allow_http=cfg["allow_http"])
         if cloud is None:
-            row = clouds.entry(cfg["cloud"])
-            cloud = clouds.load(row)(self.client, cfg["server"], cfg[row[3]], clock, emit)
+            _, module, name, section = cfg["cloud_row"]
+            mod = __import__("fota.clouds." + module, None, None, (name,))
+            cloud = getattr(mod, name)(self.client, cfg["server"], cfg[section], clock, emit)
         self.cloud = cloud
         self.store = Store(self.root + STATE)
         self.buf = buf  # the download's block buffer, when the caller made it

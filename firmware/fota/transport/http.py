@@ -79,8 +79,8 @@ class Response:
     def header(self, name):
         return self._extra.get(name.lower()) if self._extra else None
 
-    @property
     def done(self):
+        """True when the body was read to its end (or abandoned)."""
         return self._mode == _DONE
 
     def readinto(self, buf):
@@ -173,12 +173,6 @@ class Response:
             self._mode = _DONE
             self._client._close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 class Client:
     """HTTP/1.1 client with one kept-alive connection.
@@ -224,15 +218,6 @@ class Client:
         response headers to keep for Response.header().
         """
         return self._request(method, url, headers, body, json, keep, -1, -1, False)
-
-    def get(self, url, headers=None, keep=None):
-        return self._request("GET", url, headers, None, None, keep, -1, -1, False)
-
-    def post(self, url, headers=None, body=None, json=None, keep=None):
-        return self._request("POST", url, headers, body, json, keep, -1, -1, False)
-
-    def put(self, url, headers=None, body=None, json=None, keep=None):
-        return self._request("PUT", url, headers, body, json, keep, -1, -1, False)
 
     def get_range(self, url, start, end, bare=False, headers=None, keep=None):
         """GET with `Range: bytes=start-end` (end inclusive, None: to the end of the file), or
