@@ -38,11 +38,14 @@ _KEEP = (
 _CYCLE = "fota.app.cycle"
 
 
-def release():
-    """Drop every agent module a phase loaded (and its code) from the heap."""
+def release(names=None):
+    """Drop every agent module a phase loaded (and its code) from the heap, or only `names`."""
     mods = sys.modules
-    for name in [n for n in mods if n.startswith("fota.") and n not in _KEEP]:
-        del mods[name]
+    if names is None:
+        names = [n for n in mods if n.startswith("fota.") and n not in _KEEP]
+    for name in names:
+        if mods.pop(name, None) is None:
+            continue
         parent, _, leaf = name.rpartition(".")
         parent = mods.get(parent)
         if parent is not None and leaf in parent.__dict__:

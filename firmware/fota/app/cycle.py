@@ -87,6 +87,7 @@ class Cycle:
             self.store,
             self._update_event,
             allow_downgrade=self.cfg["allow_downgrade"],
+            forget=_forget_engine,
         )
 
     def _update_event(self, kind, info):
@@ -134,6 +135,12 @@ class Cycle:
             self.client.close()
             self.board.reset()
         return result
+
+
+def _forget_engine():
+    from fota.app.agent import release
+
+    release(("fota.core.download", "fota.core.digest"))
 
 
 def _read_ca(path):

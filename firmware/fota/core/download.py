@@ -31,7 +31,6 @@ from micropython import const
 
 from fota.core import errors
 from fota.core.digest import Digests, hash_slot
-from fota.core.version import compare
 
 _BLOCK = const(4096)
 
@@ -300,14 +299,33 @@ class Downloader:
         """Download, verify and activate `offer`; raises an OTAError. -> self, whose size,
         version (the image's), resumed_from (bytes taken from flash after a reboot) and requests
         (HTTP requests made, retries included) tell how it went."""
+        from fota.core.finish import finish
+
+        self.fetch(offer)
+        self.version = finish(*self.finishing())
+        return self
+
+    def finishing(self):
+        """The arguments of fota.core.finish.finish() for what fetch() left in the slot: the
+        caller may drop this engine (and its code) before it checks and activates the image."""
+        return (self._slot, self._offer, self._scratch, self._journal, self._digests.prefix(),
+                self._image_sha, self._readback, self._on_event)  # fmt: skip
+
+    def fetch(self, offer):
+        """Download `offer` into the slot and check the offer's digests; raises an OTAError.
+        Nothing is activated: finish() does that, after the image checks. -> self."""
         try:
-            return self._run(offer)
-        except MemoryError:
-            raise errors.OTAError(errors.NO_MEMORY, "out of memory during the download") from None
-        finally:
+            self._run(offer)
+            return self
+        except BaseException as exc:
             close = getattr(self._slot, "close", None)  # a slot holding a file (an MCU's image)
             if close is not None:
                 close()
+            if isinstance(exc, MemoryError):
+                raise errors.OTAError(
+                    errors.NO_MEMORY, "out of memory during the download"
+                ) from None
+            raise
 
     def _run(self, offer):
         offer.check(self._slot.capacity)
@@ -352,10 +370,7 @@ class Downloader:
                     )  # fmt: skip
                 self._clock.sleep_ms(delay)
         self._finish()
-        self.version = self._verify()
-        self._slot.activate()
-        self._journal.clear()
-        return self
+        self._digests.verify()
 
     def _resume(self, offer):
         """After a reboot: re-hash what the journal says is written and continue from there."""
@@ -388,28 +403,3 @@ class Downloader:
         self._slot.write(self._written // _BLOCK, mv[:end])
         self._written += pos
         self._pos = 0
-
-    def _verify(self):
-        offer = self._offer
-        self._digests.verify()
-        prefix = self._digests.prefix()
-        if prefix is not None:
-            version = self._slot.validate(offer.size, self._scratch, True, prefix)
-        else:
-            version = self._slot.validate(offer.size, self._scratch, self._image_sha)
-        if offer.version and compare(version, offer.version) != 0:
-            raise errors.OTAError(
-                errors.VERSION, "the image says version %s, the offer %s" % (version, offer.version)
-            )
-        if self._readback:
-            again = Digests(md5=offer.md5, sha256=offer.sha256)
-            hash_slot(self._slot.read, offer.size, again, self._scratch)
-            try:
-                again.verify()
-            except errors.OTAError as exc:
-                raise errors.OTAError(
-                    errors.FLASH, "read-back of the slot differs: %s" % exc.message
-                )
-        if self._on_event:
-            self._on_event("verified", {"size": offer.size, "version": version})
-        return version

@@ -22,7 +22,8 @@ class Updater:
     """downloader: a Downloader, or a function downloader(offer) that makes one when an offer
     comes (so its buffer is allocated only for a download, with the slot the offer needs)."""
 
-    def __init__(self, cloud, downloader, store, on_event=None, allow_downgrade=False):
+    def __init__(self, cloud, downloader, store, on_event=None, allow_downgrade=False, forget=None):
+        self.forget = forget  # forget(): drops the engine's code once its part is done
         self.cloud = cloud
         self.downloader = downloader
         self.store = store
@@ -119,7 +120,15 @@ class Updater:
                 from fota.core.offer import probe_size
 
                 offer.size = probe_size(dl.client, offer.url, offer.headers)
-            result = dl.run(offer)
+            dl.fetch(offer)
+            args = dl.finishing()
+            resumed = dl.resumed_from
+            dl = None
+            if self.forget is not None:
+                self.forget()  # the download's code leaves before the image checker comes in
+            from fota.core.finish import finish
+
+            version = finish(*args)
         except errors.OTAError as exc:
             return self._fail(offer, exc, errors.DOWNLOAD_STAGE)
         except MemoryError:  # making the downloader (its buffer) or probing the size
@@ -129,21 +138,21 @@ class Updater:
             gc.collect()  # what the attempt held is garbage now: room for the report
             error = errors.OTAError(errors.NO_MEMORY, "out of memory for the download")
             return self._fail(offer, error, errors.DOWNLOAD_STAGE)
-        self._event("verified", {"version": result.version, "size": result.size})
+        self._event("verified", {"version": version, "size": offer.size})
         if not offer.reboot:  # installed (e.g. handed to an attached MCU): done, no reboot
             self.store.update(pending=None)
-            self._event("installed", {"version": result.version, "module": offer.module})
-            self._owe("succeeded", offer.job, result.version)
+            self._event("installed", {"version": version, "module": offer.module})
+            self._owe("succeeded", offer.job, version)
             return "installed"
         pending["activated"] = True
-        pending["target"] = result.version
+        pending["target"] = version
         self.store.update(pending=pending)
         if offer.job is not None:
             try:
                 self.cloud.downloaded(offer.job)
             except errors.OTAError as exc:  # the slot is switched: the outcome follows the boot
                 self._event("report_failed", {"result": "downloaded", "error": exc.message})
-        self._event("activated", {"version": result.version, "resumed_from": result.resumed_from})
+        self._event("activated", {"version": version, "resumed_from": resumed})
         return "activated"
 
     def _fail(self, offer, error, stage):

@@ -22,7 +22,6 @@ import struct
 
 from micropython import const
 
-from fota.core.digest import hash_slot
 from fota.core.errors import FLASH, VERIFY, OTAError
 
 _BLOCK = const(4096)
@@ -143,6 +142,8 @@ def _check(part, length, chip_id, mv, sha, prefix):
             h, done = prefix
             _hash_from(part, h, done, pos, mv)  # the tail the stream could not know was in it
         else:
+            from fota.core.digest import hash_slot
+
             h = hashlib.sha256()
             hash_slot(part.readblocks, pos, h, mv)
         computed = h.digest()
