@@ -95,35 +95,12 @@ class Cycle:
             self._job = info.get("job")
         self.emit(kind, info)
 
-    def healthy(self):
-        """The new image's health check: the network is up and the cloud answers a check."""
-        if not self.board.network_up(self.cfg.get("wifi"), self.clock):
-            self.emit("health", {"ok": False, "error": "network down"})
-            return False
-        try:
-            self.cloud.check(self.cfg["version"])
-        except OTAError as exc:
-            self.emit("health", {"ok": False, "error": exc.message})
-            return False
-        self.emit("health", {"ok": True})
-        return True
-
     def settle(self):
-        """At boot: confirm or report what happened to the update in flight."""
-        health = self.healthy if self.cfg["health_check"] else None
-        result = self.updater().after_boot(self.cfg["version"], self.board.confirm, health)
-        if result == "unhealthy":
-            # Not confirmed: the reset makes the bootloader go back to the previous image, and
-            # that boot reports the failure.
-            self.emit("reset", {"reason": "unhealthy"})
-            self.client.close()
-            self.board.reset()
-        if getattr(self.cloud, "inform_at_boot", False):  # Aliyun: the version at every boot
-            try:
-                self.cloud.report_version(self.cfg["version"])
-            except OTAError as exc:
-                self.emit("error", {"stage": "inform", "reason": exc.reason, "error": exc.message})
-        return result
+        """At boot: confirm or report what happened to the update in flight (fota.app.settle:
+        its code is loaded only for that)."""
+        from fota.app.settle import settle
+
+        return settle(self)
 
     def poll(self):
         """One check (and install). Resets the board after an activation."""

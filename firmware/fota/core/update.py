@@ -171,38 +171,8 @@ class Updater:
     # -- after a reboot
 
     def after_boot(self, running_version, confirm, healthy=None):
-        """Settle an update that was in flight before the reboot.
+        """Settle an update that was in flight before the reboot (fota.core.settle: its code is
+        loaded only at boot, never beside a download)."""
+        from fota.core.settle import after_boot
 
-        running_version: the version of the image that runs now; confirm(): cancels the
-        bootloader's rollback (esp32 mark_app_valid_cancel_rollback); healthy(): the health
-        check before confirming (network up, cloud reachable), True when it passed.
-        -> "confirmed", "rolled_back", "unhealthy" or None (nothing was in flight)."""
-        state = self.store.load()
-        pending = state.get("pending")
-        if not pending:
-            self.flush()
-            return None
-        job, target = pending["job"], pending.get("target")
-        if target is not None and compare(running_version, target) == 0:
-            # Activated (also when the power went between set_boot and saving that fact).
-            if healthy is not None and not healthy():
-                # Not confirmed: the next reset rolls back, and that boot reports the failure.
-                self._event("unhealthy", {"version": running_version})
-                return "unhealthy"
-            confirm()
-            self.store.update(pending=None)
-            self._event("confirmed", {"version": running_version})
-            self._owe("succeeded", job, running_version)
-            return "confirmed"
-        if pending.get("activated"):
-            error = errors.OTAError(
-                errors.ROLLBACK,
-                "the bootloader rolled back to %s: %s did not confirm" % (running_version, target),
-            )
-            self.store.update(pending=None, skip=pending.get("key"))
-            self._event("rolled_back", {"version": running_version, "target": target})
-            self._owe("failed", job, error=error, stage=errors.UPGRADE_STAGE)
-            return "rolled_back"
-        # A download was cut (power cut, crash): the next check resumes it from the journal.
-        self.flush()
-        return None
+        return after_boot(self, running_version, confirm, healthy)

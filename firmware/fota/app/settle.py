@@ -1,0 +1,37 @@
+# The settle phase's own part of the cycle (fota.app.cycle.Cycle.settle): the health check of a
+# new image, the confirmation or the rollback report, and for Aliyun the running version at
+# every boot. Loaded once per boot, never beside a download. cycle: the Cycle.
+
+from fota.core.errors import OTAError
+
+
+def healthy(cycle):
+    """The new image's health check: the network is up and the cloud answers a check."""
+    if not cycle.board.network_up(cycle.cfg.get("wifi"), cycle.clock):
+        cycle.emit("health", {"ok": False, "error": "network down"})
+        return False
+    try:
+        cycle.cloud.check(cycle.cfg["version"])
+    except OTAError as exc:
+        cycle.emit("health", {"ok": False, "error": exc.message})
+        return False
+    cycle.emit("health", {"ok": True})
+    return True
+
+
+def settle(cycle):
+    """At boot: confirm or report what happened to the update in flight."""
+    health = (lambda: healthy(cycle)) if cycle.cfg["health_check"] else None
+    result = cycle.updater().after_boot(cycle.cfg["version"], cycle.board.confirm, health)
+    if result == "unhealthy":
+        # Not confirmed: the reset makes the bootloader go back to the previous image, and
+        # that boot reports the failure.
+        cycle.emit("reset", {"reason": "unhealthy"})
+        cycle.client.close()
+        cycle.board.reset()
+    if getattr(cycle.cloud, "inform_at_boot", False):  # Aliyun: the version at every boot
+        try:
+            cycle.cloud.report_version(cycle.cfg["version"])
+        except OTAError as exc:
+            cycle.emit("error", {"stage": "inform", "reason": exc.reason, "error": exc.message})
+    return result
