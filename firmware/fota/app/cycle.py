@@ -142,8 +142,16 @@ def settle(cfg, clock):
     return _phase(cfg, clock, "settle")
 
 
+# What a check may need, loaded up front (see poll()).
+_CODE = ("fota.core.update", "fota.core.offer", "fota.core.download", "fota.core.journal")
+
+
 def poll(cfg, clock):
-    # The download's block buffer first, while the heap is in one piece: later, with the phase's
-    # code loaded around it, a free run of 4 KB is the hardest thing to find.
+    # The heap is in one piece when a phase starts. The download's block buffer goes first (later
+    # a free run of 4 KB is the hardest thing to find), then the code the check may run: loaded
+    # after the cloud's answers it would have to fit between their leftovers, and a heap with
+    # kilobytes free in small holes cannot take a module.
     buf = bytearray((cfg["chunk"] + 4095) // 4096 * 4096)
+    for name in _CODE:
+        __import__(name)
     return _phase(cfg, clock, "poll", buf)
