@@ -32,7 +32,7 @@ def test_deploy_copies_agent_config_and_profile_through_mpremote(tmp_path):
     main = tmp_path / "main.py"
     main.write_text(IDLE_MAIN)
     board = tmp_path / "board"
-    made = _run(VBOARD, "create", board, "--board", "virtual", "--version", "1.0.0",
+    made = _run(VBOARD, "create", board, "--board", "esp32", "--version", "1.0.0",
                 "--config", _config(tmp_path), "--put", "%s:/main.py" % main)  # fmt: skip
     assert made.returncode == 0, made.stderr
     proc = subprocess.Popen([sys.executable, str(VBOARD), "boot", str(board), "--repl", "0",
@@ -60,7 +60,7 @@ def test_deploy_copies_agent_config_and_profile_through_mpremote(tmp_path):
         cfg = _config(tmp_path, poll_s=77)
         ca = tmp_path / "ca.der"
         ca.write_bytes(b"\x30\x82fake-der")
-        done = _run(DEPLOY, "deploy", url, "--board", "virtual", "--config", cfg,
+        done = _run(DEPLOY, "deploy", url, "--board", "esp32", "--config", cfg,
                     "--put", "%s:/certs/ca.der" % ca)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert "files on socket://" in done.stdout

@@ -20,6 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 VBOARD = ROOT / "tools" / "vboard.py"
 TIMEOUT_S = 90
+# The esp32 profile's heap is 64 KB, what MicroPython starts with on the chip; the agent's full
+# cycle does not fit it yet for every cloud (make bench measures each: see the README's Memory
+# section), so the lifecycle runs on that board with this heap until it does.
+HEAP = "96k"
 
 CLOUDS = {
     "onenet": ("FOTA_TEST_ONENET", "onenet"),
@@ -73,7 +77,7 @@ class Board:
                section: SECTIONS[cloud]}  # fmt: skip
         cfg_path = tmp_path / "ota.json"
         cfg_path.write_text(json.dumps(cfg))
-        cmd = [sys.executable, str(VBOARD), "create", str(self.dir), "--board", "virtual",
+        cmd = [sys.executable, str(VBOARD), "create", str(self.dir), "--board", "esp32",
                "--version", "1.0.0", "--config", str(cfg_path)]  # fmt: skip
         for src, dst in puts:
             cmd += ["--put", "%s:%s" % (src, dst)]
@@ -87,7 +91,7 @@ class Board:
     def boot(self, *extra, env=None, seconds=60):
         proc = subprocess.run(
             [sys.executable, str(VBOARD), "boot", str(self.dir), "--timeout", str(seconds),
-             *extra],
+             "--heap", HEAP, *extra],
             capture_output=True, text=True, timeout=TIMEOUT_S, env=env,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -189,7 +193,9 @@ def test_power_cut_during_the_download_resumes_after_the_reboot(tmp_path, cloud)
     # 150 kB = 37 blocks of 4 KiB, two flash operations each: cut in the middle of the image
     events = board.boot("--power-cut-after-writes", "50")
     kinds = _kinds(events)
-    assert "power_cut" in kinds, kinds
+    assert "power_cut" in kinds, [
+        e for e in events if e["event"] in ("failed", "error", "log")
+    ] or kinds
     resumed = [e for e in events if e["event"] == "resume"]
     assert resumed and resumed[0]["offset"] > 0, kinds
     assert kinds.index("power_cut") < kinds.index("resume") < kinds.index("activated")

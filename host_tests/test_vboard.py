@@ -18,6 +18,8 @@ from pathlib import Path
 import espidf
 import pytest
 
+import boards
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tools"
 VBOARD = TOOLS / "vboard.py"
@@ -90,10 +92,10 @@ else:
 
 @pytest.fixture
 def make_board(tmp_path):
-    """make_board(main_source, files={dst: bytes}, board="virtual") -> board dir (created)."""
+    """make_board(main_source, files={dst: bytes}, board="esp32") -> board dir (created)."""
     counter = [0]
 
-    def make(main, files=None, board="virtual", version="1.0.0", extra=()):
+    def make(main, files=None, board="esp32", version="1.0.0", extra=()):
         counter[0] += 1
         src = tmp_path / ("src%d" % counter[0])
         src.mkdir()
@@ -161,7 +163,7 @@ def slot(info, label):
 def test_create_then_inspect_shows_ota0_booted_with_the_version_and_the_files(make_board):
     board = make_board(EMIT + 'emit("idle")\n', files={"/data/x.bin": b"x" * 5000}, version="1.2.3")
     info = inspect(board)
-    assert (info["board"], info["chip"], info["booted"]) == ("virtual", "esp32", "ota_0")
+    assert (info["board"], info["chip"], info["booted"]) == ("esp32", "esp32", "ota_0")
     assert info["next_boot"] == {"slot": "ota_0", "rollback": False}
     ota0 = slot(info, "ota_0")
     assert ota0["valid"] and ota0["version"] == "1.2.3" and len(ota0["sha256"]) == 64
@@ -178,7 +180,7 @@ def test_create_then_inspect_shows_ota0_booted_with_the_version_and_the_files(ma
     assert files["/data/x.bin"] == 5000 and "/ota.json" in files and "/main.py" in files
     assert "/lib/fota/core/download.mpy" in files  # the agent ships compiled
     board_json = json.loads(fsimage.read_file(_vfs(board), "/board.json"))
-    assert board_json["name"] == "virtual" and board_json["heap"]
+    assert board_json["name"] == "esp32" and board_json["heap"] == "64k"
     # The flash is ESP-IDF's: the partition table and otadata read back with the shim's parser.
     flash = espidf.Flash(str(board / "flash.bin"))
     try:
@@ -325,7 +327,7 @@ def test_a_power_cut_tears_the_flash_write_and_the_board_boots_again(make_board)
     assert events[2] == {"event": "power_cut", "boot": 1, "after_writes": 4}
     assert events[3]["cause"] == "power_on"
     flash = (board / "flash.bin").read_bytes()
-    ota1 = 0xD0000
+    ota1 = boards.partition(boards.load("esp32"), "ota_1")[0]
     assert flash[ota1 : ota1 + 4096] == b"\x01" * 4096
     assert flash[ota1 + 4096 : ota1 + 6144] == b"\x02" * 2048  # half the program landed
     assert flash[ota1 + 6144 : ota1 + 12288] == b"\xff" * 6144
@@ -358,9 +360,10 @@ def test_boots_limit_resets_deep_sleep_halt_and_timeout(make_board):
 
 def test_a_board_without_a_file_system_is_formatted_like_inisetup(make_board, tmp_path):
     board = make_board("")
+    vfs, size = boards.partition(boards.load("esp32"), "vfs")
     blank = tmp_path / "blank.bin"
-    blank.write_bytes(b"\xff" * 0x70000)
-    assert vboard("write-flash", board, "0x190000", blank).returncode == 0
+    blank.write_bytes(b"\xff" * size)
+    assert vboard("write-flash", board, hex(vfs), blank).returncode == 0
     assert inspect(board)["vfs"]["files"] is None
     events = boot(board)
     assert kinds(events) == ["boot", "log", "halt"]
@@ -558,7 +561,7 @@ def test_create_flashes_a_given_app_image_and_refuses_a_bad_one(tmp_path):
     cfg.write_text("{}")
     app = tmp_path / "app.bin"
     app.write_bytes(espidf.make_app_image("3.0.1", size=12000))
-    proc = vboard("create", tmp_path / "b", "--board", "virtual", "--image", app, "--config", cfg)
+    proc = vboard("create", tmp_path / "b", "--board", "esp32", "--image", app, "--config", cfg)
     assert proc.returncode == 0, proc.stderr
     ota0 = slot(inspect(tmp_path / "b"), "ota_0")
     assert (ota0["version"], ota0["image_size"]) == ("3.0.1", 12000)

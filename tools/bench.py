@@ -86,7 +86,7 @@ QUICK_ROUNDS = 3
 DEFAULT_ROUNDS = 11
 # The full cycle: demo's image size; heaps bisected between these (the lower one fails on every
 # build: the agent's code alone is larger), a bounded number of tries, a time limit per boot.
-CYCLE_IMAGE_SIZE = 300_000
+CYCLE_IMAGE_SIZE = 1_500_000  # the size the targets are set for
 CYCLE_LO, CYCLE_HI = 8 * 1024, 256 * 1024
 CYCLE_MAX_TRIES = 12
 CYCLE_BOOT_TIMEOUT_S = 60
@@ -407,7 +407,7 @@ class Cycle:
             cfg = self.work / "ota.json"
             cfg.write_text(json.dumps(demo.board_config(cloud, self.server.info())))
             self.template = self.work / "template"
-            _vboard("create", self.template, "--board", "virtual", "--version", demo.OLD,
+            _vboard("create", self.template, "--board", "esp32", "--version", demo.OLD,
                     "--config", cfg, "--force")  # fmt: skip
         except BaseException:
             self.server.stop()

@@ -5,7 +5,7 @@ usage: python tools/demo.py [--cloud onenet|onenet-fuse|sagoo|aliyun|mxchip] [--
 
 1. builds a 2.0.0 ESP32 app image and starts the cloud's emulator (tools/emulator.py) with it as
    the pending update;
-2. creates a virtual board (tools/vboard.py create, board "virtual") running 1.0.0, with the
+2. creates a virtual board (tools/vboard.py create, board "esp32") running 1.0.0, with the
    agent and an /ota.json pointing at the emulator;
 3. boots it (tools/vboard.py boot) and tells what the board does: check, offer, progress,
    verify, activate, reboot, confirm, report, idle;
@@ -34,6 +34,9 @@ import espidf  # noqa: E402
 
 OLD, NEW = "1.0.0", "2.0.0"
 BOOT_TIMEOUT_S = 120
+# The board is the esp32 profile (64 KB of heap on the chip); the agent does not fit that for
+# every cloud yet, so the demo gives it more until it does (make bench measures each cloud).
+HEAP = "96k"
 
 
 def board_config(cloud, info):
@@ -141,7 +144,10 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=300_000, help="size of the 2.0.0 image")
     parser.add_argument("--json", action="store_true", help="print the raw board events")
     parser.add_argument(
-        "--heap", help="the app's heap on the board, e.g. 96k (default: its budget)"
+        "--heap",
+        default=HEAP,
+        help="the app's heap on the board (default %s: the agent does not fit the esp32 "
+        "profile's 64 KB yet, see the README's Memory section)" % HEAP,
     )
     args = parser.parse_args(argv)
 
@@ -159,15 +165,14 @@ def main(argv=None):
         _say("== %s emulator at %s serves %s as the pending update" % (args.cloud, server.url, NEW))
         cfg_path = work / "ota.json"
         cfg_path.write_text(json.dumps(board_config(args.cloud, info), indent=2))
-        made = _run([python, vboard, "create", str(board), "--board", "virtual", "--version", OLD,
+        made = _run([python, vboard, "create", str(board), "--board", "esp32", "--version", OLD,
                      "--config", str(cfg_path), "--force"], 120)  # fmt: skip
         if made.returncode != 0:
             _say("demo: vboard create failed:\n" + made.stderr)
             return 1
         _say("== virtual board created in %s, running %s" % (board, OLD))
         boot = [python, vboard, "boot", str(board), "--timeout", str(BOOT_TIMEOUT_S)]
-        if args.heap:
-            boot += ["--heap", args.heap]
+        boot += ["--heap", args.heap]
         proc = subprocess.Popen(boot, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -283,7 +283,7 @@ class Flash:
         if self.cut_after:
             self.cut_after -= 1
             if not self.cut_after:
-                self._cut(addr, b"\xff" * size)
+                self._cut(addr, None, False, size)
         f = self._f
         if fill:
             f.seek(addr)
@@ -295,6 +295,14 @@ class Flash:
                 counts[i] += 1
         if self._flush:
             f.flush()
+
+    def _fill(self, n):
+        # n erased (0xFF) bytes at the file's position, from the preallocated chunk
+        erased = memoryview(self._erased)
+        while n > 0:
+            k = n if n < _CHUNK else _CHUNK
+            self._f.write(erased[:k])
+            n -= k
 
     def write(self, addr, buf, erased=False):
         """Program buf at addr. erased=True: the caller has just erased the range (no check)."""
@@ -321,17 +329,23 @@ class Flash:
         if self._flush:
             f.flush()
 
-    def _cut(self, addr, data, erased=False):
+    def _cut(self, addr, data, erased=False, size=0):
         """The operation the power cut hits: its first half reaches the flash, then power_cut().
 
-        erased: the range was erased just before without filling (writeblocks), so the half not
-        programmed reads as erased flash.
+        data: the bytes of a program, or None for an erase of `size` bytes. erased: the range
+        was erased just before without filling (writeblocks), so the half not programmed reads as
+        erased flash. Allocates nothing on the board's heap: on a board this is no code at all,
+        and the agent's heap must not pay for it.
         """
-        half = len(data) // 2
+        n = size if data is None else len(data)
+        half = n // 2
         self._f.seek(addr)
-        self._f.write(bytes(data[:half]))
-        if erased:
-            self._f.write(b"\xff" * (len(data) - half))
+        if data is None:
+            self._fill(half)
+        else:
+            self._f.write(memoryview(data)[:half])
+            if erased:
+                self._fill(n - half)
         if self._flush:
             self._f.flush()
         power_cut()
