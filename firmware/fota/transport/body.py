@@ -51,6 +51,7 @@ def json(resp, limit):
 
     data = _read(resp, limit)
     try:
-        return loads(data)
+        # a bytearray, not a copy as bytes: MicroPython's and CPython's json read any buffer
+        return loads(data)  # pyright: ignore[reportArgumentType]
     except ValueError:
         raise OTAError(PROTOCOL, "the response is not valid JSON") from None
