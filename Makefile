@@ -64,6 +64,7 @@ typecheck: $(READY)
 	$(BIN)/pyright --project pyrightconfig.json
 
 mpy: $(READY) $(MPY)
+	@find $(BUILD)/mpy -name '*.mpy' $(foreach m,$(MPY),! -path '$(m)') -delete
 
 $(BUILD)/mpy/%.mpy: firmware/%.py
 	@mkdir -p $(dir $@)

@@ -14,6 +14,7 @@ import esp32
 import espidf
 from dual import new_board, rmtree
 from fakeclock import FakeClock
+
 from fota.core.download import Downloader
 from fota.core.journal import Journal
 from fota.core.store import Store

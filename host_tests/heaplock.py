@@ -3,6 +3,7 @@
 # make bench) lock the heap around the pump themselves.
 
 import micropython
+
 from fota.core.download import Downloader
 
 

@@ -7,6 +7,7 @@ import sys
 import fakephases
 from dual import is_micropython
 from fakeclock import FakeClock
+
 from fota.app import agent, events
 from fota.core import errors
 

@@ -5,6 +5,7 @@ import binascii
 import hashlib
 
 from dual import fails
+
 from fota.clouds import base, onenet, sagoo
 from fota.core import errors, hmac
 

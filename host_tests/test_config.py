@@ -1,6 +1,7 @@
 # /ota.json validation: every error names the key; defaults fill the rest; secrets are redacted.
 
 from dual import fails, rmtree, tmpdir
+
 from fota.app import config, events
 from fota.core.errors import CONFIG
 

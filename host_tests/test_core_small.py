@@ -1,6 +1,7 @@
 # Version comparison, the offer's key, and the journal's crash-safe writes.
 
 from dual import rmtree, tmpdir
+
 from fota.core.journal import Journal
 from fota.core.offer import Offer
 from fota.core.version import compare

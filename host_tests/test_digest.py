@@ -9,6 +9,7 @@ import hashlib
 import esp32
 import micropython
 from dual import fails, is_micropython, new_board, raises, rmtree
+
 from fota.core import digest
 from fota.core.digest import Digests, hash_slot
 from fota.core.errors import FLASH, PROTOCOL, VERIFY

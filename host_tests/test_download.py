@@ -10,12 +10,13 @@ import espidf
 from dual import fails, is_micropython, new_board, raises, rmtree
 from fakeclock import FakeClock
 from fakehttp import FakeClient, FakeResponse
+from heaplock import LockedDownloader
+
 from fota.core import errors
 from fota.core.download import Downloader
 from fota.core.journal import Journal
 from fota.core.offer import Offer
 from fota.slots.esp32slot import Esp32Slot
-from heaplock import LockedDownloader
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "2m"

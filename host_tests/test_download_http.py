@@ -10,6 +10,7 @@ import esp32
 import espidf
 from dual import fails, new_board, raises, rmtree
 from fakeclock import FakeClock
+
 from fota.core import errors
 from fota.core.download import Downloader
 from fota.core.journal import Journal

@@ -7,6 +7,7 @@ import json
 import e2e
 import emuctl
 from dual import fails
+
 from fota.clouds import aliyun
 from fota.clouds.aliyun import Aliyun
 from fota.core import errors

@@ -4,6 +4,7 @@
 import e2e
 import emuctl
 from dual import fails
+
 from fota.clouds.onenet_fuse import OneNetFuse
 from fota.core import errors
 

@@ -10,6 +10,7 @@ import e2e
 import emuctl
 import esp32
 from dual import fails
+
 from fota.clouds.mxchip import Mxchip
 from fota.core import errors
 from fota.slots import fileslot

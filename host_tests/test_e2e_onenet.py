@@ -5,6 +5,7 @@
 import e2e
 import emuctl
 from dual import fails
+
 from fota.clouds.onenet import OneNet
 from fota.core import errors
 

@@ -4,6 +4,7 @@
 import e2e
 import emuctl
 from dual import fails
+
 from fota.clouds.sagoo import Sagoo
 from fota.core import errors
 

@@ -1,6 +1,7 @@
 # The one error type that every cloud's failure codes are mapped from.
 
 from dual import fails
+
 from fota.core import errors
 
 RUN_ON_MICROPYTHON = True

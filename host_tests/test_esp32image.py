@@ -12,6 +12,7 @@ import struct
 import esp32
 import espidf
 from dual import fails, new_board, raises, rmtree
+
 from fota.core.errors import FLASH, VERIFY
 from fota.slots.esp32image import app_version, check
 

@@ -17,6 +17,7 @@ import time
 
 import micropython
 from dual import fails
+
 from fota.core.errors import CONFIG, DOWNLOAD, PROTOCOL, TIMEOUT, OTAError
 from fota.transport import http, url
 from fota.transport.redirect import resolve

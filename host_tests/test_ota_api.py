@@ -9,6 +9,7 @@ import os
 import esp32
 import espidf
 from dual import new_board, rmtree
+
 from fota import ota
 
 RUN_ON_MICROPYTHON = True

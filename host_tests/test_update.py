@@ -10,6 +10,7 @@ import espidf
 from dual import new_board, rmtree
 from fakeclock import FakeClock
 from fakehttp import FakeClient
+
 from fota.core import errors
 from fota.core.download import Downloader
 from fota.core.journal import Journal
@@ -223,7 +224,7 @@ def test_power_cut_during_download_leaves_nothing_to_report_and_resumes():
     try:
         rig.client.drop_after(40000)
         updater = rig.updater()
-        updater.downloader._retries = 0
+        updater.downloader.retries = 0
         # a drop with no retries left behaves like a cut for the store: "failed" is retryable
         assert updater.run("1.0.0") == "failed"
         assert rig.store.load().get("skip") is None  # retryable: the task stays wanted

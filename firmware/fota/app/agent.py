@@ -24,17 +24,9 @@ from fota.core.errors import NO_MEMORY, OTAError
 
 _BACKOFF_S = const(30)
 _MAX_SHIFT = const(16)
-# what stays loaded between phases: this module and what it imports, and fota.slots, which keeps
-# the application's MCU hook (fota.slots.fileslot.set_hook)
-_KEEP = (
-    "fota",
-    "fota.app",
-    "fota.app.agent",
-    "fota.app.events",
-    "fota.core",
-    "fota.core.errors",
-    "fota.slots",
-)
+# what stays loaded between phases: this module and what it imports (fota itself keeps the
+# application's MCU hook)
+_KEEP = ("fota", "fota.app", "fota.app.agent", "fota.app.events", "fota.core", "fota.core.errors")
 _CYCLE = "fota.app.cycle"
 
 

@@ -74,25 +74,24 @@ class Downloader:
     ):
         if chunk < 256 or chunk > 65536:
             raise errors.OTAError(errors.CONFIG, "chunk must be 256..65536 bytes, got %d" % chunk)
-        self._client = client
-        self.client = client  # public: the update cycle probes sizes with it
-        self._slot = slot
-        self._journal = journal
-        self._clock = clock
-        self._chunk = chunk
+        self.client = client  # the update cycle probes sizes with it too
+        self.slot = slot
+        self.journal = journal
+        self.clock = clock
+        self.chunk = chunk
         # The buffer: whole blocks, read in chunk-sized views (the last view may be shorter).
         size = _round_up(chunk, _BLOCK)
         self._bufsize = size
-        self._window = _round_up(max(window, size), size) if window else 0
-        self._bare = bare_range
-        self._retries = retries
-        self._backoff_ms = backoff_ms
-        self._backoff_max_ms = backoff_max_ms
+        self.window = _round_up(max(window, size), size) if window else 0
+        self.bare_range = bare_range
+        self.retries = retries
+        self.backoff_ms = backoff_ms
+        self.backoff_max_ms = backoff_max_ms
         self._commit_every = _round_up(max(journal_blocks * _BLOCK, size), size)
-        self._step = progress_step
-        self._readback = readback
-        self._image_sha = image_sha
-        self._on_event = on_event
+        self.progress_step = progress_step
+        self.readback = readback
+        self.image_sha = image_sha
+        self.on_event = on_event
         if buf is None or len(buf) < size:
             import gc
 
@@ -109,7 +108,7 @@ class Downloader:
         """Read whole views with read(view) -> n until `stop` (absolute offset) or a short read;
         hash and write full buffers. Call only at a view boundary. Updates _pos/_written, also
         when read() raises. Allocates nothing."""
-        chunk = self._chunk
+        chunk = self.chunk
         views = self._views
         size = self._bufsize
         mv = self._mv
@@ -132,7 +131,7 @@ class Downloader:
                     try:
                         write(written // _BLOCK, mv)
                     except OSError as exc:  # from the partition itself (slot.writer())
-                        raise self._slot.failed(written // _BLOCK, exc) from None
+                        raise self.slot.failed(written // _BLOCK, exc) from None
                     written += size
                     pos = 0
                 if n < want:
@@ -144,7 +143,7 @@ class Downloader:
     def _flush(self):
         """Hash and write the full buffer. Allocates nothing."""
         self._feed(self._mv)
-        self._slot.write(self._written // _BLOCK, self._mv)
+        self.slot.write(self._written // _BLOCK, self._mv)
         self._written += self._bufsize
         self._pos = 0
 
@@ -154,7 +153,7 @@ class Downloader:
         """Read up to the end of the current view (or `stop`) after a short read, or the last
         bytes before `stop`. Allocates a slice: happens per response, not per chunk."""
         pos = self._pos
-        view_end = min((pos // self._chunk + 1) * self._chunk, self._bufsize)
+        view_end = min((pos // self.chunk + 1) * self.chunk, self._bufsize)
         want = min(view_end - pos, stop - self._written - pos)
         n = resp.readinto(self._mv[pos : pos + want])
         if n > 0:
@@ -181,8 +180,8 @@ class Downloader:
         """Request bytes start..end-1; return (response, end of what this response will carry,
         the offset where its body ends by its Content-Length or -1)."""
         offer = self._offer
-        resp = self._client.get_range(
-            offer.url, start, end - 1, bare=self._bare, headers=offer.headers, keep=offer.keep
+        resp = self.client.get_range(
+            offer.url, start, end - 1, bare=self.bare_range, headers=offer.headers, keep=offer.keep
         )
         self.requests += 1
         if offer.inspect:
@@ -230,7 +229,7 @@ class Downloader:
     def _fetch(self, start):
         """One Range request from `start`, read until its window ends. Allocation per request."""
         size = self._offer.size
-        window = self._window
+        window = self.window
         end = size if not window else min(size, (start // window + 1) * window)
         resp, end, body_end = self._open(start, end)
         first = True  # the first read may return bytes that came with the head: not steady state
@@ -243,7 +242,7 @@ class Downloader:
                     break
                 stop = min(end, self._next_commit)
                 moved = 0
-                if self._pos % self._chunk == 0 and not first:
+                if self._pos % self.chunk == 0 and not first:
                     if read is None:
                         # fast only where the body's length bounds every read the pump makes
                         direct = getattr(resp, "direct", None)
@@ -279,7 +278,7 @@ class Downloader:
     def _between_pumps(self):
         """The journal: what the steady state must not do itself."""
         if self._written >= self._next_commit:
-            self._journal.save(self._key, self._offer.size, self._written)
+            self.journal.save(self._key, self._offer.size, self._written)
             self._next_commit = self._written + self._commit_every
 
     # Progress goes out only between responses, never in the middle of a body: the listener
@@ -287,11 +286,11 @@ class Downloader:
     # step is announced at the end of the request (window) in which it was reached.
 
     def _progress(self):
-        if self._step and self._on_event:
+        if self.progress_step and self.on_event:
             pct = (self._written + self._pos) * 100 // self._offer.size
             if pct >= self._next_pct and pct < 100:
-                self._next_pct = (pct // self._step + 1) * self._step
-                self._on_event("progress", {"percent": pct})
+                self._next_pct = (pct // self.progress_step + 1) * self.progress_step
+                self.on_event("progress", {"percent": pct})
 
     # -- the whole download ----------------------------------------------------------------------
 
@@ -308,8 +307,8 @@ class Downloader:
     def finishing(self):
         """The arguments of fota.core.finish.finish() for what fetch() left in the slot: the
         caller may drop this engine (and its code) before it checks and activates the image."""
-        return (self._slot, self._offer, self._scratch, self._journal, self._digests.prefix(),
-                self._image_sha, self._readback, self._on_event)  # fmt: skip
+        return (self.slot, self._offer, self._scratch, self.journal, self._digests.prefix(),
+                self.image_sha, self.readback, self.on_event)  # fmt: skip
 
     def fetch(self, offer):
         """Download `offer` into the slot and check the offer's digests; raises an OTAError.
@@ -318,7 +317,7 @@ class Downloader:
             self._run(offer)
             return self
         except BaseException as exc:
-            close = getattr(self._slot, "close", None)  # a slot holding a file (an MCU's image)
+            close = getattr(self.slot, "close", None)  # a slot holding a file (an MCU's image)
             if close is not None:
                 close()
             if isinstance(exc, MemoryError):
@@ -328,13 +327,13 @@ class Downloader:
             raise
 
     def _run(self, offer):
-        offer.check(self._slot.capacity)
-        self._slot.begin(offer.size)
+        offer.check(self.slot.capacity)
+        self.slot.begin(offer.size)
         self._offer = offer
         self._key = offer.key()
-        slot = self._slot
+        slot = self.slot
         prefix = 0
-        if self._image_sha and hasattr(slot, "sha_prefix"):
+        if self.image_sha and hasattr(slot, "sha_prefix"):
             prefix = slot.sha_prefix(offer.size)
         self._digests = Digests(md5=offer.md5, sha256=offer.sha256, prefix=prefix)
         self._feed = self._digests.feeder()
@@ -344,7 +343,7 @@ class Downloader:
         self.requests = 0
         self._pos = 0
         self._written = 0
-        self._next_pct = self._step
+        self._next_pct = self.progress_step
         self.size = offer.size
         self.resumed_from = self._resume(offer)
         self._next_commit = self._written + self._commit_every
@@ -359,30 +358,30 @@ class Downloader:
                 if self._written + self._pos > before:
                     attempt = 0  # progress was made: the link works, the budget starts again
                 attempt += 1
-                if attempt > self._retries:
+                if attempt > self.retries:
                     raise
-                delay = min(self._backoff_ms << (attempt - 1), self._backoff_max_ms)
-                if self._on_event:
-                    self._on_event(
+                delay = min(self.backoff_ms << (attempt - 1), self.backoff_max_ms)
+                if self.on_event:
+                    self.on_event(
                         "retry",
                         {"attempt": attempt, "delay_ms": delay, "offset": self._written + self._pos,
                          "error": exc.message},
                     )  # fmt: skip
-                self._clock.sleep_ms(delay)
+                self.clock.sleep_ms(delay)
         self._finish()
         self._digests.verify()
 
     def _resume(self, offer):
         """After a reboot: re-hash what the journal says is written and continue from there."""
-        offset = self._journal.load(self._key, offer.size)
+        offset = self.journal.load(self._key, offer.size)
         offset -= offset % self._bufsize
         if offset <= 0:
-            self._journal.clear()
+            self.journal.clear()
             return 0
-        hash_slot(self._slot.read, offset, self._digests, self._scratch)
+        hash_slot(self.slot.read, offset, self._digests, self._scratch)
         self._written = offset
-        if self._on_event:
-            self._on_event("resume", {"offset": offset})
+        if self.on_event:
+            self.on_event("resume", {"offset": offset})
         return offset
 
     def _finish(self):
@@ -400,6 +399,6 @@ class Downloader:
                 n = min(done, end - pos - done)
                 mv[pos + done : pos + done + n] = mv[pos : pos + n]
                 done += n
-        self._slot.write(self._written // _BLOCK, mv[:end])
+        self.slot.write(self._written // _BLOCK, mv[:end])
         self._written += pos
         self._pos = 0

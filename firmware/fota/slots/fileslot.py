@@ -16,15 +16,15 @@ _BLOCK = const(4096)
 def set_hook(fn):
     """Register fn(path, size, version) -> True when the MCU took the image (False or an
     exception: it did not). The application calls this before starting the agent."""
-    import fota.slots  # kept loaded between the agent's phases, unlike this module
+    import fota  # kept loaded between the agent's phases, unlike this module
 
-    fota.slots.mcu_hook = fn
+    fota.mcu_hook = fn
 
 
 def _hook():
-    import fota.slots
+    import fota
 
-    return getattr(fota.slots, "mcu_hook", None)
+    return fota.mcu_hook
 
 
 class FileSlot:
