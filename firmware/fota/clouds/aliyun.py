@@ -11,8 +11,7 @@
 # call); 40000 (rate limit) is a retryable error for the poll loop's backoff. Success of an
 # update is only ever decided by an inform of the target version.
 
-from fota.clouds.base import call, describe, unix_time
-from fota.clouds.sagoo import step_for
+from fota.clouds.base import call, describe, step_for, unix_time
 from fota.core import errors
 from fota.core.offer import Offer
 

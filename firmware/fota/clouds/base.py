@@ -1,5 +1,6 @@
 # What every cloud module shares: URL-encoding, Unix time from the device clock, JSON calls with
-# their errors translated, and the one-line description of a failure for a report.
+# their errors translated, the one-line description of a failure for a report, and the failure
+# steps Sagoo and Aliyun share.
 #
 # A cloud module turns its API into an Offer (fota.core.offer) and the agent's events into reports.
 # Its interface, used by fota.core.update:
@@ -67,3 +68,27 @@ def describe(error):
     """A short, secret-free text for a failure report (clouds cap such fields: 128 chars)."""
     text = error.message if isinstance(error, errors.OTAError) else str(error)
     return text[:128]
+
+
+# The failure steps Sagoo and Aliyun share: "-1" the upgrade failed (after the slot switch),
+# "-2" the download, "-3" the verification, "-4" the flash write.
+_STEPS = (
+    (errors.VERIFY, "-3"),
+    (errors.VERSION, "-3"),
+    (errors.FLASH, "-4"),
+    (errors.DOWNLOAD, "-2"),
+    (errors.TIMEOUT, "-2"),
+    (errors.NO_MEMORY, "-2"),
+    (errors.NO_SPACE, "-2"),
+    (errors.PROTOCOL, "-2"),
+)
+
+
+def step_for(error, stage):
+    """The Sagoo/Aliyun failure step string for an OTAError at a stage."""
+    if stage == errors.DOWNLOAD_STAGE:
+        reason = getattr(error, "reason", None)
+        for r, step in _STEPS:
+            if r == reason:
+                return step
+    return "-1"

@@ -10,22 +10,11 @@
 # failed, "-4" flash write failed; every report echoes the batch `strategy` from extData. Over
 # HTTP there is no version report: the next get_ota_info carries the running version.
 
-from fota.clouds.base import call, describe, query, unix_time
+from fota.clouds.base import call, describe, query, step_for, unix_time
 from fota.core import errors
 from fota.core.offer import Offer
 
 _PREFIX = "/base-api/openapi/v1/ota/"
-_STEPS = (
-    (errors.VERIFY, "-3"),
-    (errors.VERSION, "-3"),
-    (errors.FLASH, "-4"),
-    (errors.DOWNLOAD, "-2"),
-    (errors.TIMEOUT, "-2"),
-    (errors.NO_MEMORY, "-2"),
-    (errors.NO_SPACE, "-2"),
-    (errors.PROTOCOL, "-2"),
-)
-_UPGRADE_FAILED = "-1"
 
 
 def sign(ak, sk, t):
@@ -33,16 +22,6 @@ def sign(ak, sk, t):
     from fota.core import hmac
 
     return hmac.hexdigest("sha256", sk, "ak=%s&time=%d" % (ak, t))
-
-
-def step_for(error, stage):
-    """Sagoo's failure step string for an OTAError at a stage."""
-    if stage == errors.DOWNLOAD_STAGE:
-        reason = getattr(error, "reason", None)
-        for r, step in _STEPS:
-            if r == reason:
-                return step
-    return _UPGRADE_FAILED
 
 
 def _ok(code):
