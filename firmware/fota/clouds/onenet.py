@@ -10,9 +10,8 @@
 # in the slot -> reboot -> 201 and the version report. Failures: 102..107 before activation,
 # 202..208 after; a finished, cancelled or expired task is given up, not retried forever.
 
-import binascii
-
-from fota.clouds.base import call, quote, unix_time
+from fota.clouds.base import call, quote
+from fota.clouds.onenet_token import Signer, code_for, token  # noqa: F401 (token: the API)
 from fota.core import errors
 from fota.core.offer import Offer
 
@@ -32,69 +31,11 @@ _INVALID_OP = 21
 _CANCELLED = 22
 _GIVE_UP = (_TOKEN_MISMATCH, _EXPIRED, _INVALID_STATE, _FINISHED, _INVALID_OP, _CANCELLED)
 
-# result codes: (error reason, code before activation, code after)
 _DOWNLOADED = 101
 _SUCCEEDED = 201
-_CODES = (
-    (errors.NO_SPACE, 102, 206),
-    (errors.NO_MEMORY, 103, 203),
-    (errors.TIMEOUT, 104, 206),
-    (errors.VERIFY, 205, 205),  # the MD5 (or the image it covers) is wrong
-    (errors.VERSION, 204, 204),
-)
-_UNKNOWN_DOWNLOAD = 107
-_UNKNOWN_UPGRADE = 206
 
 # the one-byte error bodies of the download (no Content-Length): protocols.md 2.2
 _BODY_ERRORS = {"1": "resource not found", "2": "size mismatch", "3": "invalid token"}
-
-
-def token(key, res, et, method="sha1", version="2018-10-31"):
-    """The Authorization header value (protocols.md 2.1).
-
-    key: the access key as base64 text; res: e.g. "products/123"; et: expiry, Unix seconds."""
-    from fota.core import hmac
-
-    try:
-        secret = binascii.a2b_base64(key)
-    except ValueError:
-        raise errors.OTAError(errors.CONFIG, "onenet.key is not base64") from None
-    text = "%d\n%s\n%s\n%s" % (et, method, res, version)
-    sign = binascii.b2a_base64(hmac.digest(method, secret, text)).strip().decode()
-    return "version=%s&res=%s&et=%d&method=%s&sign=%s" % (
-        version,
-        quote(res),
-        et,
-        method,
-        quote(sign),
-    )
-
-
-def code_for(error, stage):
-    """The OneNET result code (102..107, 202..208) for an OTAError at a stage."""
-    reason = getattr(error, "reason", None)
-    for r, before, after in _CODES:
-        if r == reason:
-            return before if stage == errors.DOWNLOAD_STAGE else after
-    return _UNKNOWN_DOWNLOAD if stage == errors.DOWNLOAD_STAGE else _UNKNOWN_UPGRADE
-
-
-class Signer:
-    """Makes fresh tokens: et = now + ttl, from the device clock."""
-
-    def __init__(self, cfg, clock, default_res, default_version):
-        self.key = cfg["key"]
-        self.res = cfg.get("res") or default_res
-        self.method = cfg.get("method", "sha1")
-        self.version = cfg.get("token_version", default_version)
-        self.ttl = cfg.get("token_ttl", 3600)
-        self.clock = clock
-        if self.method not in ("md5", "sha1", "sha256"):
-            raise errors.OTAError(errors.CONFIG, "onenet.method must be md5, sha1 or sha256")
-
-    def header(self):
-        et = unix_time(self.clock) + self.ttl
-        return {"Authorization": token(self.key, self.res, et, self.method, self.version)}
 
 
 def body_error(resp):

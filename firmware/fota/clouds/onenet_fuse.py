@@ -1,5 +1,5 @@
 # OneNET's new-platform ("fuse") OTA API: iot-api.heclouds.com/fuse-ota/{pro_id}/{dev_name}/...,
-# answers {"code", "msg", "data", "request_id"}. Same token as the legacy API (onenet.token).
+# answers {"code", "msg", "data", "request_id"}. Same token as the legacy API (onenet_token).
 #
 # Source: protocols.md 2.3. Differences from the legacy API that matter here:
 #  - the task id `tid` replaces the token; the download needs the Authorization header;
@@ -10,7 +10,7 @@
 #    data.tid is "no update", logged with its code.
 
 from fota.clouds.base import call, quote
-from fota.clouds.onenet import Signer, code_for
+from fota.clouds.onenet_token import Signer, code_for
 from fota.core import errors
 from fota.core.offer import Offer
 
