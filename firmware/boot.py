@@ -1,4 +1,4 @@
-# boot.py: runs at every boot before main.py. Kept tiny (style.md rule 5): the agent is started
+# boot.py: runs at every boot before main.py. Kept tiny: the agent is started
 # from main.py, so a broken update never stops the REPL from coming up.
 import gc
 

@@ -1,4 +1,4 @@
-# /ota.json: load and validate the device configuration (design.md "Device configuration").
+# /ota.json: load and validate the device configuration.
 #
 # Strict on purpose: an unknown key or a wrong type is a ConfigError that names the key (a typo
 # in "poll_s" must not silently poll every hour). Only the chosen cloud's section is required;

@@ -1,9 +1,9 @@
 # Aliyun IoT over its HTTP(S) channel: /auth for a token, then publishes to /topic/{topic}.
 #
-# Sources: seeds/003 (auth body and sign rule, the `password` header, codes, 128 KB limit, the
-# token's 48 h life) and protocols.md 4 (verified sign vectors, OTA topics and payloads; HTTP
-# devices can publish the OTA uplinks but get no push: the firmware/get reply's `info.data` is
-# used when present, and offer_from_push() takes a job in the push format from any channel).
+# From Aliyun's HTTP channel documentation (auth body and sign rule, the `password` header,
+# codes, 128 KB limit, the token's 48 h life) and its OTA topics and payloads (HTTP devices can
+# publish the OTA uplinks but get no push: the firmware/get reply's `info.data` is used when
+# present, and offer_from_push() takes a job in the push format from any channel).
 #
 # sign = hex(HMAC_<md5|sha1>(deviceSecret, content)), content = every parameter but version,
 # sign and signmethod, sorted by name, as name+value with no separator. The token is cached on

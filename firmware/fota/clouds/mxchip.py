@@ -1,4 +1,4 @@
-# MXCHIP FOG: the device OTA check and version report of seeds/002.
+# MXCHIP FOG: the device OTA check and version report of its device API.
 #
 #   GET /api/v1/ota/device/?product_id=&wifi_version=&mcu_version=   Authorization: token <token>
 #     -> {"meta":{"code":0,...},"data":{"need_ota":bool,"files":[{file_url, md5, version,

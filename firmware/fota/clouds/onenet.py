@@ -1,9 +1,8 @@
-# OneNET (China Mobile): the token both OneNET OTA APIs sign with, and the legacy OTA API
-# (ota.heclouds.com, `/ota/...`, answers {"errno", "error", "data"}).
-#
-# Sources: seeds/001 (the legacy "network debugging" walk-through: version, check, download with
-# OneNET's own Range rules, progress/result codes) and protocols.md 2.1-2.2 (token algorithm and
-# test vectors, errno tables, the state machine). The fuse API is in onenet_fuse.py.
+# OneNET (China Mobile): the legacy OTA API (ota.heclouds.com, `/ota/...`, answers {"errno",
+# "error", "data"}), as the platform's "network debugging" walk-through shows it (version, check,
+# download with OneNET's own Range rules, progress/result codes) and public clients confirm
+# (errno tables, the task's state machine). The token both OneNET APIs sign with is in
+# onenet_token.py, the fuse API in onenet_fuse.py.
 #
 # Flow: check (errno 11 = no task) -> token check (pending -> downloading) -> Range download of
 # /ota/south/download/{token} -> progress `step` 0..99 while downloading -> 101 when the image is
@@ -15,7 +14,7 @@ from fota.clouds.onenet_token import Signer, code_for, token  # noqa: F401 (toke
 from fota.core import errors
 from fota.core.offer import Offer
 
-# check errno (protocols.md 2.2)
+# check errno
 _OK = 0
 _AUTH = 1
 _NO_TASK = 11
@@ -34,7 +33,7 @@ _GIVE_UP = (_TOKEN_MISMATCH, _EXPIRED, _INVALID_STATE, _FINISHED, _INVALID_OP, _
 _DOWNLOADED = 101
 _SUCCEEDED = 201
 
-# the one-byte error bodies of the download (no Content-Length): protocols.md 2.2
+# the one-byte error bodies of the download (no Content-Length)
 _BODY_ERRORS = {"1": "resource not found", "2": "size mismatch", "3": "invalid token"}
 
 

@@ -1,7 +1,8 @@
 # OneNET's new-platform ("fuse") OTA API: iot-api.heclouds.com/fuse-ota/{pro_id}/{dev_name}/...,
 # answers {"code", "msg", "data", "request_id"}. Same token as the legacy API (onenet_token).
 #
-# Source: protocols.md 2.3. Differences from the legacy API that matter here:
+# From the platform's API documentation and public clients. Differences from the legacy API
+# that matter here:
 #  - the task id `tid` replaces the token; the download needs the Authorization header;
 #  - every download answer carries `Ota-Errno`, and an error can come with HTTP 200: it is checked
 #    on every answer before a body byte is used;
@@ -19,7 +20,7 @@ _FINISHED = 20  # {"code":20,"msg":"task finish"}
 _AUTH_CODES = (1, 6, 401, 403)  # auth failure codes seen (not officially tabled)
 # task status of GET .../{tid}/check
 _DONE_STATUSES = {4: "succeeded", 5: "failed", 6: "cancelled"}
-# Ota-Errno meanings (protocols.md 2.3, from one project's comment)
+# Ota-Errno meanings (as a public client documents them)
 _OTA_ERRNO = {
     "1": "device missing",
     "2": "file missing",
@@ -135,7 +136,7 @@ class OneNetFuse:
             self._status(job, percent)
 
     def downloaded(self, job):
-        # 101, never 100 first: both mean "download finished" (protocols.md 2.3)
+        # 101, never 100 first: the platform takes both as "download finished"
         self._status(job, _DOWNLOADED)
 
     def failed(self, job, error, stage):

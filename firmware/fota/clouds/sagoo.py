@@ -1,8 +1,9 @@
 # Sagoo IoT: the HTTP OTA API (get_ota_info / write_ota_info) with AK/SK query signatures.
 #
-# Sources: seeds/000 (endpoints, fields, step strings) and protocols.md 1.2-1.6 (the signature:
-# lowercase hex HMAC-SHA256 of "ak=..&time=.." under sk, sent as query parameters with appId;
-# success is code 0 or "200"; write_ota_info's body wrapped in "params" since 2024-02, flat before).
+# From Sagoo's OTA documentation (endpoints, fields, step strings) and public clients (the
+# signature: lowercase hex HMAC-SHA256 of "ak=..&time=.." under sk, sent as query parameters with
+# appId; success is code 0 or "200"; write_ota_info's body wrapped in "params" since 2024-02, flat
+# before).
 #
 # get_ota_info gives url, version, sign and signMethod (MD5 or SHA256, any case) but no size: the
 # size comes from a one-byte Range probe of the url (Content-Range total) before anything is
@@ -77,7 +78,7 @@ class Sagoo:
     # -- the cloud interface (fota.clouds.base)
 
     def report_version(self, version):
-        # No HTTP version report exists (protocols.md 1.6): the check carries the version.
+        # No HTTP version report exists: the check carries the version.
         self.check(version)
 
     def check(self, version):

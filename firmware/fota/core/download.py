@@ -1,6 +1,6 @@
 # The download engine: an offer streamed with HTTP Range requests into a flash slot.
 #
-# Validate, erase, write, verify, commit (style.md rule 4):
+# Validate, erase, write, verify, commit:
 #   1. the offer is checked (size fits the slot, digest format) before any erase;
 #   2. bytes arrive into one preallocated buffer, a whole number of 4096-byte blocks, read in
 #      `chunk`-sized pieces through memoryviews made once (the last view of the buffer may be

@@ -1,5 +1,4 @@
-# Chunked response bodies for fota.transport.http, imported on the first chunked answer (style.md
-# rule 7):
+# Chunked response bodies for fota.transport.http, imported on the first chunked answer:
 # downloads come with Content-Length; some cloud APIs answer chunked.
 #
 # next_chunk() reads, in place in the client's head buffer, the CRLF that ends a chunk, the next

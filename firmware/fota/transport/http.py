@@ -4,10 +4,10 @@
 # that every request reuses: a response is valid until the client's next request. Bodies are read
 # into the caller's buffer (Response.readinto(buf) -> n, 0 at the end), Content-Length and chunked.
 #
-# Memory (devices have ~100 KB of heap): this module holds only what every request runs (request
+# Memory (a board's heap is tens of KB): this module holds only what every request runs (request
 # head, response head, Content-Length bodies, keep-alive); rarer code lives in modules imported on
-# first use (style.md rules 6, 7): http_chunked (chunked bodies), http_redirect (redirects),
-# http_tls (the TLS context), http_body (Response.body() and json()). The head is parsed in place
+# first use: chunked (chunked bodies), redirect (redirects), tls (the TLS context), body
+# (Response.body() and json()). The head is parsed in place
 # in one preallocated 512-byte buffer, which also bounds a header line (512 bytes with its CRLF)
 # and the count (32). Only the headers the agent needs are kept; no dict of headers. Requests are
 # written into the same buffer, integers as digits in place, and the split of the last URL is
@@ -193,7 +193,7 @@ class Client:
         self.max_redirects = max_redirects
         self.connects = 0
         self.requests = 0
-        self._ctx = None  # the TLS context, made on the first https connection (http_tls)
+        self._ctx = None  # the TLS context, made on the first https connection (fota.transport.tls)
         self._buf = bytearray(_BUF)
         self._mv = memoryview(self._buf)
         self._wait_ms = 0

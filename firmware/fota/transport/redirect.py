@@ -1,4 +1,4 @@
-# Redirects for fota.transport.http, imported on the first 3xx with a Location (style.md rule 7).
+# Redirects for fota.transport.http, imported on the first 3xx with a Location.
 #
 # follow() reads a short redirect body to keep the connection, resolves the Location against the
 # URL asked for (resolve()), turns a 303 into a GET, and drops Authorization when the next request

@@ -1,7 +1,7 @@
-# TLS for fota.transport.http, imported on the first https connection (style.md rule 7).
+# TLS for fota.transport.http, imported on the first https connection.
 #
 # The context verifies the server's certificate against the configured CA (DER) and its host
-# name; MicroPython's SSLContext does not verify unless told to (toolchain-notes). Made once per
+# name; MicroPython's SSLContext does not verify unless told to. Made once per
 # client. A failed verification is a DownloadError that says so; a CA that does not load is a
 # ConfigError.
 

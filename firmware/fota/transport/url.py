@@ -1,6 +1,5 @@
 # URL handling for fota.transport.http: split absolute http(s) URLs (fota.transport.redirect
-# resolves a redirect's
-# Location, on the first redirect only).
+# resolves a redirect's Location, on the first redirect only).
 #
 # Runs once per new URL (the client caches the split of the last one), so it may allocate a few
 # small strings. Raises ConfigError for a URL the client cannot use; the client turns that into
