@@ -20,7 +20,7 @@ def resolve(base, location):
     start = base.find("://") + 3
     if location.startswith("//"):
         return base[: start - 2] + location
-    end = _url._authority_end(base, start)
+    end = _url.authority_end(base, start)
     origin = base[:end]
     if location.startswith("/"):
         return origin + location

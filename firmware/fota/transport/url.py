@@ -8,7 +8,8 @@
 from fota.core.errors import CONFIG, OTAError
 
 
-def _authority_end(url, start):
+def authority_end(url, start):
+    """The index of the first "/", "?" or "#" at or after start (the end of the authority)."""
     # index of the first "/", "?" or "#" at or after start, else len(url)
     end = len(url)
     for sep in "/?#":
@@ -36,7 +37,7 @@ def split(url):
     else:
         raise OTAError(CONFIG, "not an http:// or https:// URL: %r" % url)
     start = i + 3
-    end = _authority_end(url, start)
+    end = authority_end(url, start)
     authority = url[start:end]
     target = url[end:]
     i = target.find("#")
