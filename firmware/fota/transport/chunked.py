@@ -9,35 +9,37 @@
 from micropython import const
 
 from fota.core.errors import PROTOCOL, OTAError
-from fota.transport.http import _num
 
 _MAX_TRAILERS = const(32)
 
 
-def next_chunk(client, resp):
-    """The lines before resp's next chunk: True (resp._left = its size) or False at the end."""
-    buf = client._buf
-    if resp._chunks:
-        start = client._line()
-        if start != client._le:
+def next_chunk(client, resp, num):
+    """The lines before resp's next chunk: True (resp.left = its size) or False at the end.
+
+    Reads through the client's interface for body decoders (buf, line(), line_end, finish());
+    num: the client module's in-place number parser (passed in: no import back into it)."""
+    buf = client.buf
+    if resp.chunks:
+        start = client.line()
+        if start != client.line_end:
             raise OTAError(PROTOCOL, "no CRLF after a chunk")
-    resp._chunks += 1
-    start = client._line()
-    end = client._le
+    resp.chunks += 1
+    start = client.line()
+    end = client.line_end
     i = buf.find(b";", start, end)
     if i >= 0:
         end = i
     while end > start and buf[end - 1] in (32, 9):
         end -= 1
-    size = _num(buf, start, end, 16)
+    size = num(buf, start, end, 16)
     if size < 0:
         raise OTAError(PROTOCOL, "bad chunk size")
     if size:
-        resp._left = size
+        resp.left = size
         return True
     for _ in range(_MAX_TRAILERS + 1):  # trailer fields, ignored
-        start = client._line()
-        if start == client._le:
-            client._finish(resp)
+        start = client.line()
+        if start == client.line_end:
+            client.finish(resp)
             return False
     raise OTAError(PROTOCOL, "more than %d trailer lines" % _MAX_TRAILERS)

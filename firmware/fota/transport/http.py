@@ -69,9 +69,9 @@ class Response:
         self.range_start = self.range_end = self.range_total = None
         self.content_type = self.location = None
         self._mode = _DONE
-        self._left = 0  # body bytes left (Content-Length), or left in this chunk
+        self.left = 0  # body bytes left (Content-Length), or left in this chunk
         self._got = 0
-        self._chunks = 0
+        self.chunks = 0
         self._close = False  # Connection: close (or HTTP/1.0 without keep-alive)
         if self._extra:
             self._extra.clear()
@@ -95,13 +95,13 @@ class Response:
         client = self._client
         want = len(buf)
         try:
-            if mode == _CHUNKED and self._left == 0:
+            if mode == _CHUNKED and self.left == 0:
                 from fota.transport.chunked import next_chunk
 
-                if not next_chunk(client, self):
+                if not next_chunk(client, self, _num):
                     return 0
-            if mode != _EOF and self._left < want:
-                want = self._left
+            if mode != _EOF and self.left < want:
+                want = self.left
             if client._pos < client._end:  # bytes that came with the head: one copy
                 n = client._take(buf, want)
             else:
@@ -110,19 +110,18 @@ class Response:
             raise client._fail(exc, "body from") from None
         if n == 0:
             if mode == _EOF:
-                client._finish(self)
+                client.finish(self)
                 return 0
             client._close()
             raise OTAError(
                 DOWNLOAD,
-                "connection closed after %d body bytes (%d more expected)"
-                % (self._got, self._left),
+                "connection closed after %d body bytes (%d more expected)" % (self._got, self.left),
             )
         self._got += n
         if mode != _EOF:
-            self._left -= n
-            if mode == _LENGTH and self._left == 0:
-                client._finish(self)
+            self.left -= n
+            if mode == _LENGTH and self.left == 0:
+                client.finish(self)
         return n
 
     # -- the download engine's fast path (fota.core.download): no Python call per chunk
@@ -145,9 +144,9 @@ class Response:
         """Account for n body bytes read through direct(); keeps the connection at the end."""
         if n > 0 and self._mode == _LENGTH:
             self._got += n
-            self._left -= n
-            if self._left <= 0:
-                self._client._finish(self)
+            self.left -= n
+            if self.left <= 0:
+                self._client.finish(self)
 
     def failed(self, exc):
         """The fota error for exc, raised by direct()'s reader; closes the connection."""
@@ -194,10 +193,10 @@ class Client:
         self.connects = 0
         self.requests = 0
         self._ctx = None  # the TLS context, made on the first https connection (fota.transport.tls)
-        self._buf = bytearray(_BUF)
-        self._mv = memoryview(self._buf)
+        self.buf = bytearray(_BUF)
+        self._mv = memoryview(self.buf)
         self._wait_ms = 0
-        self._pos = self._end = self._le = 0  # buffered bytes [pos, end); end of the last line
+        self._pos = self._end = self.line_end = 0  # buffered bytes [pos, end); end of the last line
         self._sock = None  # type: Any  # the socket, or the TLS socket around it
         self._raw = None  # type: Any  # where timeouts are set (MicroPython: the plain socket)
         self._poll = None  # type: Any  # MicroPython: poll for non-blocking head reads
@@ -423,9 +422,12 @@ class Client:
         self._end = end + n
         return n
 
-    def _line(self):
-        # -> start of the next line in the buffer; self._le = its end without CR LF
-        buf = self._buf
+    # -- the interface of the body decoders loaded on first use (fota.transport.chunked): the
+    #    buffer, its lines, and the end of a body
+
+    def line(self):
+        # -> start of the next line in the buffer; self.line_end = its end without CR LF
+        buf = self.buf
         while True:
             i = buf.find(b"\n", self._pos, self._end)
             if i >= 0:
@@ -438,10 +440,10 @@ class Client:
         self._pos = i + 1
         if i > start and buf[i - 1] == 13:
             i -= 1
-        self._le = i
+        self.line_end = i
         return start
 
-    def _finish(self, resp):
+    def finish(self, resp):
         # the body was read to its end: keep the connection for the next request if we may
         resp._mode = _DONE
         if resp._close or self._pos != self._end:
@@ -512,7 +514,7 @@ class Client:
         if self._end + digits > _BUF:
             self._flush()
         i = self._end = self._end + digits
-        buf = self._buf
+        buf = self.buf
         while digits:
             i -= 1
             buf[i] = 48 + value % 10
@@ -522,12 +524,12 @@ class Client:
     # -- the response head, parsed in place
 
     def _head(self, resp, method, keep):
-        buf = self._buf
+        buf = self.buf
         names = [(k.lower().encode(), k.lower()) for k in keep] if keep else None
         if names and resp._extra is None:
             resp._extra = {}
         while True:
-            start, end = self._line(), self._le
+            start, end = self.line(), self.line_end
             if (
                 end - start < 12
                 or not _ieq(buf, start, b"http/1.")
@@ -544,7 +546,7 @@ class Client:
             count = 0
             chunked = False
             while True:
-                start, end = self._line(), self._le
+                start, end = self.line(), self.line_end
                 if start == end:
                     break
                 count += 1
@@ -569,11 +571,11 @@ class Client:
         elif chunked:
             resp._mode, resp.length = _CHUNKED, None
         elif resp.length is not None:
-            resp._mode, resp._left = _LENGTH, resp.length
+            resp._mode, resp.left = _LENGTH, resp.length
         else:
             resp._mode, resp._close = _EOF, True
-        if resp._mode == _DONE or (resp._mode == _LENGTH and resp._left == 0):
-            self._finish(resp)
+        if resp._mode == _DONE or (resp._mode == _LENGTH and resp.left == 0):
+            self.finish(resp)
         elif resp._mode != _CHUNKED:
             self._blocking(True)
 

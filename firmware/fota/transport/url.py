@@ -9,8 +9,8 @@ from fota.core.errors import CONFIG, OTAError
 
 
 def authority_end(url, start):
-    """The index of the first "/", "?" or "#" at or after start (the end of the authority)."""
-    # index of the first "/", "?" or "#" at or after start, else len(url)
+    """The index of the first "/", "?" or "#" at or after start, else len(url): where the
+    authority (host and port) ends."""
     end = len(url)
     for sep in "/?#":
         i = url.find(sep, start)
