@@ -40,7 +40,7 @@ Default credentials (so that `make demo` needs no options)
                        one token for the device and the management API)
                        --product-id test  --device-id mxdev001; published files are online
   aliyun               --product-key ZG1EvTEa7NN  --device-name NlwaSPXsCpTQuh8FxBGH (the
-                       seed's sample)  --device-secret secret (protocols.md 4.1's vectors);
+                       seed's sample)  --device-secret secret (the published sign vectors);
                        tokens live 48 h; module "default", signMethod "Md5"
 In Python (tools/ on sys.path): `emu.start(cloud, image=, version=, tls=(cert, key),
 **credentials_or_options) -> Server` with .url, .control, .info() and .stop().
