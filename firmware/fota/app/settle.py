@@ -22,16 +22,24 @@ def healthy(cycle):
 def settle(cycle):
     """At boot: confirm or report what happened to the update in flight."""
     health = (lambda: healthy(cycle)) if cycle.cfg["health_check"] else None
-    result = cycle.updater().after_boot(cycle.cfg["version"], cycle.board.confirm, health)
+    try:
+        result = cycle.updater().after_boot(cycle.cfg["version"], cycle.board.confirm, health)
+    except OTAError:
+        _inform(cycle)  # the running version goes out even when the settlement could not
+        raise
     if result == "unhealthy":
         # Not confirmed: the reset makes the bootloader go back to the previous image, and
         # that boot reports the failure.
         cycle.emit("reset", {"reason": "unhealthy"})
         cycle.client.close()
         cycle.board.reset()
+    _inform(cycle)
+    return result
+
+
+def _inform(cycle):
     if getattr(cycle.cloud, "inform_at_boot", False):  # Aliyun: the version at every boot
         try:
             cycle.cloud.report_version(cycle.cfg["version"])
         except OTAError as exc:
             cycle.emit("error", {"stage": "inform", "reason": exc.reason, "error": exc.message})
-    return result
