@@ -26,8 +26,9 @@ for path in (ROOT / "firmware", ROOT / "tools" / "devices", HERE, ROOT / "tools"
 import runtimes  # noqa: E402 - tools/, on the path only now
 
 # Local servers (nginx, a fault-injecting HTTP server) for the network tests, started once per
-# run and announced to both runtimes through environment variables: see netfixtures.py.
-pytest_plugins = ("netfixtures",)
+# run and announced to both runtimes through environment variables: see netfixtures.py. The
+# emulator tests' servers, one per cloud and module: emufixtures.py.
+pytest_plugins = ("netfixtures", "emufixtures")
 
 RUNNER = HERE / "mpy_run.py"
 MARK = "@@fota-test"

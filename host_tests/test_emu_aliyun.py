@@ -37,24 +37,7 @@ from emuclient import (  # noqa: E402
     step,
     token_of,
 )
-
-WIFI = bytes((i * 11 + 5) % 253 for i in range(6000))
-MCU = bytes((i * 3 + 1) % 241 for i in range(3000))
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("emu5")
-    (folder / "wifi-2.0.0.bin").write_bytes(WIFI)
-    (folder / "mcu-1.1.0.bin").write_bytes(MCU)
-    return str(folder / "wifi-2.0.0.bin"), str(folder / "mcu-1.1.0.bin")
-
-
-@pytest.fixture(scope="module")
-def ali(images):
-    with emu.start("aliyun", image=images[0], version="2.0.0") as server:
-        yield Api(server.url, images[0])
-
+from emufixtures import WIFI  # noqa: E402
 
 # -- Aliyun: /auth ------------------------------------------------------------------------------
 

@@ -43,45 +43,7 @@ from emuclient import (  # noqa: E402
     token_of,
     write,
 )
-
-IMAGE = bytes((i * 7 + 3) % 251 for i in range(5000))
-N = len(IMAGE)
-WIFI = bytes((i * 11 + 5) % 253 for i in range(6000))
-MCU = bytes((i * 3 + 1) % 241 for i in range(3000))
-
-
-@pytest.fixture(scope="module")
-def image_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("emu") / "fw-2.0.0.bin"
-    path.write_bytes(IMAGE)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def onenet(image_path):
-    with emu.start("onenet", image=image_path, version="2.0.0") as server:
-        yield Api(server.url, image_path)
-
-
-@pytest.fixture(scope="module")
-def fuse(image_path):
-    with emu.start("onenet-fuse", image=image_path, version="2.0.0") as server:
-        yield Api(server.url, image_path)
-
-
-@pytest.fixture(scope="module")
-def sag(image_path):
-    with emu.start("sagoo", image=image_path, version="2.0.0") as server:
-        yield Api(server.url, image_path)
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("emu5")
-    (folder / "wifi-2.0.0.bin").write_bytes(WIFI)
-    (folder / "mcu-1.1.0.bin").write_bytes(MCU)
-    return str(folder / "wifi-2.0.0.bin"), str(folder / "mcu-1.1.0.bin")
-
+from emufixtures import IMAGE, N  # noqa: E402
 
 # -- faults -------------------------------------------------------------------------------------
 

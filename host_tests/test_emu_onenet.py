@@ -30,29 +30,7 @@ from emuclient import (  # noqa: E402
     token,
     token_check,
 )
-
-IMAGE = bytes((i * 7 + 3) % 251 for i in range(5000))
-N = len(IMAGE)
-
-
-@pytest.fixture(scope="module")
-def image_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("emu") / "fw-2.0.0.bin"
-    path.write_bytes(IMAGE)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def onenet(image_path):
-    with emu.start("onenet", image=image_path, version="2.0.0") as server:
-        yield Api(server.url, image_path)
-
-
-@pytest.fixture(scope="module")
-def fuse(image_path):
-    with emu.start("onenet-fuse", image=image_path, version="2.0.0") as server:
-        yield Api(server.url, image_path)
-
+from emufixtures import IMAGE, N  # noqa: E402
 
 # -- OneNET token -------------------------------------------------------------------------------
 

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -21,23 +19,7 @@ from emuclient import (  # noqa: E402
     sagoo_query,
     write,
 )
-
-IMAGE = bytes((i * 7 + 3) % 251 for i in range(5000))
-N = len(IMAGE)
-
-
-@pytest.fixture(scope="module")
-def image_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("emu") / "fw-2.0.0.bin"
-    path.write_bytes(IMAGE)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def sag(image_path):
-    with emu.start("sagoo", image=image_path, version="2.0.0") as server:
-        yield Api(server.url, image_path)
-
+from emufixtures import IMAGE, N  # noqa: E402
 
 # -- Sagoo --------------------------------------------------------------------------------------
 
