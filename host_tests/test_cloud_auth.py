@@ -6,7 +6,7 @@ import hashlib
 
 from dual import fails
 
-from fota.clouds import base, onenet, sagoo
+from fota.clouds import base, onenet_token, sagoo
 from fota.core import errors, hmac
 
 RUN_ON_MICROPYTHON = True
@@ -42,9 +42,9 @@ def test_onenet_token_vectors_for_every_method():
         "sha256": "tuFMd8Cc5krZO+RiNaW4mad5tauSFq2J89Gd70MXQPI=",
     }
     for method, sign in expected.items():
-        header = onenet.token(ONENET_KEY, "products/123123", 1537255523, method)
+        header = onenet_token.token(ONENET_KEY, "products/123123", 1537255523, method)
         assert _sign_of(header) == base.quote(sign)
-    header = onenet.token(ONENET_KEY, "products/123123", 1537255523, "sha1")
+    header = onenet_token.token(ONENET_KEY, "products/123123", 1537255523, "sha1")
     assert header == (
         "version=2018-10-31&res=products%2F123123&et=1537255523&method=sha1"
         "&sign=lsaPSiiGvEFFjXu5WU7a6IkScqE%3D"
@@ -52,16 +52,16 @@ def test_onenet_token_vectors_for_every_method():
 
 
 def test_onenet_token_device_and_user_res_and_2022_version():
-    header = onenet.token(ONENET_KEY, "products/123123/devices/mydev", 1537255523, "sha1")
+    header = onenet_token.token(ONENET_KEY, "products/123123/devices/mydev", 1537255523, "sha1")
     assert "res=products%2F123123%2Fdevices%2Fmydev" in header
     assert _sign_of(header) == base.quote("p2Bv5QYrZolQCtt68923gtxRCVk=")
-    header = onenet.token(ONENET_KEY, "userid/12321", 1537255523, "sha1", "2022-05-01")
+    header = onenet_token.token(ONENET_KEY, "userid/12321", 1537255523, "sha1", "2022-05-01")
     assert header.startswith("version=2022-05-01&res=userid%2F12321&et=1537255523")
     assert _sign_of(header) == "EWI3xcVT%2B9vvnk%2FWOel6VYmSU4I%3D"
 
 
 def test_onenet_key_that_is_not_base64_is_a_config_error():
-    err = fails(errors.CONFIG, onenet.token, "not base64!", "products/1", 1, "sha1")
+    err = fails(errors.CONFIG, onenet_token.token, "not base64!", "products/1", 1, "sha1")
     assert "onenet.key" in err.message
 
 
@@ -70,7 +70,7 @@ def test_onenet_signer_sets_expiry_from_the_clock_with_its_ttl():
         def time(self):
             return 1700000000
 
-    signer = onenet.Signer(
+    signer = onenet_token.Signer(
         {"key": ONENET_KEY, "token_ttl": 600}, Clock(), "products/9", "2018-10-31"
     )
     header = signer.header()["Authorization"]
@@ -78,7 +78,7 @@ def test_onenet_signer_sets_expiry_from_the_clock_with_its_ttl():
     assert "res=products%2F9" in header
     fails(
         errors.CONFIG,
-        onenet.Signer,
+        onenet_token.Signer,
         {"key": ONENET_KEY, "method": "sha512"},
         Clock(),
         "r",

@@ -68,13 +68,7 @@ def command(name):
             raise RuntimeMissing(
                 "no MicroPython i386 build in %s: run `make setup` (needs apt-get)" % I386
             )
-        lib = I386 / "usr" / "lib"
-        return [
-            str(lib / "ld-linux.so.2"),
-            "--library-path",
-            str(lib / "i386-linux-gnu"),
-            str(I386 / "usr" / "bin" / "micropython"),
-        ]
+        return command_unchecked(I386)
     raise ValueError("unknown runtime %r" % (name,))
 
 
@@ -137,6 +131,7 @@ def install(dest=I386):
 
 
 def command_unchecked(dest):
+    """The argv prefix of the i386 build unpacked in dest, through its own loader."""
     lib = dest / "usr" / "lib"
     return [
         str(lib / "ld-linux.so.2"),

@@ -10,7 +10,7 @@
 # 202..208 after; a finished, cancelled or expired task is given up, not retried forever.
 
 from fota.clouds.base import call, quote
-from fota.clouds.onenet_token import Signer, code_for, token  # noqa: F401 (token: the API)
+from fota.clouds.onenet_token import Signer, code_for
 from fota.core import errors
 from fota.core.offer import Offer
 
