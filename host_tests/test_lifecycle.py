@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 VBOARD = ROOT / "tools" / "vboard.py"
 TIMEOUT_S = 90
-# The esp32 profile's heap is 64 KB, what MicroPython starts with on the chip; the agent's full
+# The esp32 profile's heap is 64 KB, what the agent and the application share; the agent's full
 # cycle does not fit it yet for every cloud (make bench measures each: see the README's Memory
 # section), so the lifecycle runs on that board with this heap until it does.
 HEAP = "96k"
