@@ -34,8 +34,9 @@ import espidf  # noqa: E402
 
 OLD, NEW = "1.0.0", "2.0.0"
 BOOT_TIMEOUT_S = 120
-# The board is the esp32 profile (64 KB of heap for the agent and the application); the agent does not fit that for
-# every cloud yet, so the demo gives it more until it does (make bench measures each cloud).
+# The board is the esp32 profile (64 KB of heap for the agent and the application); the agent
+# does not fit that for every cloud yet, so the demo gives it more until it does (make bench
+# measures each cloud).
 HEAP = "96k"
 
 
