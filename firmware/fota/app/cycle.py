@@ -8,12 +8,14 @@
 # version at every boot. poll(): one check, and for an offer download, verify, activate and
 # reset into the new image. The connection is closed when the phase ends, whatever happened.
 
+from micropython import const
+
 from fota.app import events
 from fota.core.errors import DOWNLOAD, OTAError
 
-STATE = "fota.state"
-JOURNAL = "fota.journal"
-MCU_IMAGE = "mcu.bin"  # where an attached MCU's image is kept for the application's hook
+_STATE = const("fota.state")
+_JOURNAL = const("fota.journal")
+_MCU_IMAGE = const("mcu.bin")  # where an attached MCU's image is kept for the application's hook
 
 
 class Cycle:
@@ -37,7 +39,7 @@ class Cycle:
             mod = __import__("fota.clouds." + module, None, None, (name,))
             cloud = getattr(mod, name)(self.client, cfg["server"], cfg[section], clock, emit)
         self.cloud = cloud
-        self.store = Store(self.root + STATE)
+        self.store = Store(self.root + _STATE)
         self.buf = buf  # the download's block buffer, when the caller made it
         self._job = None
 
@@ -59,13 +61,13 @@ class Cycle:
         if offer is not None and not offer.reboot:
             from fota.slots.fileslot import FileSlot
 
-            slot = FileSlot(self.root + MCU_IMAGE, cfg["mcu_max"], offer.version)
+            slot = FileSlot(self.root + _MCU_IMAGE, cfg["mcu_max"], offer.version)
         else:
             slot = self.board.slot()
         return Downloader(
             self.client,
             slot,
-            Journal(self.root + JOURNAL),
+            Journal(self.root + _JOURNAL),
             self.clock,
             chunk=cfg["chunk"],
             window=cfg["window"],
@@ -143,7 +145,7 @@ def settle(cfg, clock):
 
 
 # What a check may need, loaded up front (see poll()).
-_CODE = ("fota.core.update", "fota.core.offer", "fota.core.download", "fota.core.journal")
+_CODE = const(("fota.core.update", "fota.core.offer", "fota.core.download", "fota.core.journal"))
 
 
 def poll(cfg, clock):

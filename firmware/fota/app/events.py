@@ -6,7 +6,9 @@
 
 import json
 
-_SECRETS = ("key", "sk", "device_secret", "token", "password", "authorization", "sign")
+from micropython import const
+
+_SECRETS = const(("key", "sk", "device_secret", "token", "password", "authorization", "sign"))
 _listeners = ()
 
 

@@ -11,16 +11,18 @@
 # call); 40000 (rate limit) is a retryable error for the poll loop's backoff. Success of an
 # update is only ever decided by an inform of the target version.
 
+from micropython import const
+
 from fota.clouds.base import call, describe, step_for, unix_time
 from fota.core import errors
 from fota.core.offer import Offer
 
-_TOKEN_LIFE_S = 48 * 3600  # the seed: "token可以缓存到本地，有效期48小时"
-_MAX_BODY = 128 * 1024  # the seed: 上行接口传输的数据大小限制为128k
-_REAUTH = (20001, 20002, 20003)
-_RATE_LIMIT = 40000
-_AUTH_FAILED = 20000
-_CLOCK_SET = 1577836800  # 2020-01-01: a clock before that was never set (no NTP yet)
+_TOKEN_LIFE_S = const(48 * 3600)  # the seed: "token可以缓存到本地，有效期48小时"
+_MAX_BODY = const(128 * 1024)  # the seed: 上行接口传输的数据大小限制为128k
+_REAUTH = const((20001, 20002, 20003))
+_RATE_LIMIT = const(40000)
+_AUTH_FAILED = const(20000)
+_CLOCK_SET = const(1577836800)  # 2020-01-01: a clock before that was never set (no NTP yet)
 
 
 def sign(secret, fields, method="hmacsha1"):

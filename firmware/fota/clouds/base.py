@@ -13,21 +13,26 @@
 #   report_version(version)             tell the cloud what runs now (at boot)
 # Nothing here runs in the download loop.
 
+from micropython import const
+
 from fota.core import errors
 
-_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
-_EPOCH_2000 = 946684800  # seconds from 1970-01-01 to 2000-01-01 (ports with the 2000 epoch)
+_SAFE = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_HEX = const(b"0123456789ABCDEF")
+_EPOCH_2000 = const(946684800)  # seconds from 1970-01-01 to 2000-01-01 (ports with the 2000 epoch)
 
 
 def quote(text):
     """Percent-encode everything but RFC 3986's unreserved characters ("/" too)."""
-    out = []
+    out = bytearray()
     for b in text.encode():
         if b in _SAFE:
-            out.append(chr(b))
-        else:
-            out.append("%%%02X" % b)
-    return "".join(out)
+            out.append(b)
+        else:  # bytes, not chr(): each chr() would intern its character for good
+            out.append(37)
+            out.append(_HEX[b >> 4])
+            out.append(_HEX[b & 15])
+    return out.decode()
 
 
 def query(pairs):
@@ -72,23 +77,16 @@ def describe(error):
 
 # The failure steps Sagoo and Aliyun share: "-1" the upgrade failed (after the slot switch),
 # "-2" the download, "-3" the verification, "-4" the flash write.
-_STEPS = (
-    (errors.VERIFY, "-3"),
-    (errors.VERSION, "-3"),
-    (errors.FLASH, "-4"),
-    (errors.DOWNLOAD, "-2"),
-    (errors.TIMEOUT, "-2"),
-    (errors.NO_MEMORY, "-2"),
-    (errors.NO_SPACE, "-2"),
-    (errors.PROTOCOL, "-2"),
-)
-
-
 def step_for(error, stage):
     """The Sagoo/Aliyun failure step string for an OTAError at a stage."""
     if stage == errors.DOWNLOAD_STAGE:
         reason = getattr(error, "reason", None)
-        for r, step in _STEPS:
-            if r == reason:
-                return step
+        if reason in (errors.VERIFY, errors.VERSION):
+            return "-3"
+        if reason == errors.FLASH:
+            return "-4"
+        if reason in (errors.DOWNLOAD, errors.TIMEOUT, errors.NO_MEMORY, errors.NO_SPACE):
+            return "-2"
+        if reason == errors.PROTOCOL:  # a malformed answer during the download
+            return "-2"
     return "-1"

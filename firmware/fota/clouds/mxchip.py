@@ -17,13 +17,15 @@
 # The state file keeps {"version": the MCU's version once an update changed it, "failed": the key
 # of the MCU file that failed last}.
 
+from micropython import const
+
 from fota.clouds.base import call, query
 from fota.core import errors
 from fota.core.offer import Offer
 
-_OK = 0
-_WIFI = 1
-_MCU = 0
+_OK = const(0)
+_WIFI = const(1)
+_MCU = const(0)
 
 
 def _key(entry):

@@ -9,32 +9,34 @@
 # in the slot -> reboot -> 201 and the version report. Failures: 102..107 before activation,
 # 202..208 after; a finished, cancelled or expired task is given up, not retried forever.
 
+from micropython import const
+
 from fota.clouds.base import call, quote
 from fota.clouds.onenet_token import Signer, code_for
 from fota.core import errors
 from fota.core.offer import Offer
 
 # check errno
-_OK = 0
-_AUTH = 1
-_NO_TASK = 11
-_BAD_VERSION = 27
-_PLATFORM = 8  # manuf/model do not match the task: the task is failed by the platform
-_DIFF_BASE = 9  # a diff package for another version: the task is failed by the platform
+_OK = const(0)
+_AUTH = const(1)
+_NO_TASK = const(11)
+_BAD_VERSION = const(27)
+_PLATFORM = const(8)  # manuf/model do not match the task: the task is failed by the platform
+_DIFF_BASE = const(9)  # a diff package for another version: the task is failed by the platform
 # token check errno
-_TOKEN_MISMATCH = 4
-_EXPIRED = 12
-_INVALID_STATE = 17
-_FINISHED = 20
-_INVALID_OP = 21
-_CANCELLED = 22
-_GIVE_UP = (_TOKEN_MISMATCH, _EXPIRED, _INVALID_STATE, _FINISHED, _INVALID_OP, _CANCELLED)
+_TOKEN_MISMATCH = const(4)
+_EXPIRED = const(12)
+_INVALID_STATE = const(17)
+_FINISHED = const(20)
+_INVALID_OP = const(21)
+_CANCELLED = const(22)
+_GIVE_UP = const((4, 12, 17, 20, 21, 22))  # the six codes above: the task cannot go on
 
-_DOWNLOADED = 101
-_SUCCEEDED = 201
+_DOWNLOADED = const(101)
+_SUCCEEDED = const(201)
 
-# the one-byte error bodies of the download (no Content-Length)
-_BODY_ERRORS = {"1": "resource not found", "2": "size mismatch", "3": "invalid token"}
+# the one-byte error bodies of the download (no Content-Length): "1", "2", "3"
+_BODY_ERRORS = const(("unknown error", "resource not found", "size mismatch", "invalid token"))
 
 
 def body_error(resp):
@@ -46,7 +48,8 @@ def body_error(resp):
             text = "?"
         raise errors.OTAError(
             errors.DOWNLOAD,
-            "onenet: download refused: %s (%s)" % (_BODY_ERRORS.get(text, "unknown error"), text),
+            "onenet: download refused: %s (%s)"
+            % (_BODY_ERRORS[int(text) if text in ("1", "2", "3") else 0], text),
             retryable=False,
         )
 

@@ -10,27 +10,32 @@
 #  - "no task" has no agreed code (11, 1178, 12012 are all seen): any non-zero code without
 #    data.tid is "no update", logged with its code.
 
+from micropython import const
+
 from fota.clouds.base import call, quote
 from fota.clouds.onenet_token import Signer, code_for
 from fota.core import errors
 from fota.core.offer import Offer
 
-_OK = 0
-_FINISHED = 20  # {"code":20,"msg":"task finish"}
-_AUTH_CODES = (1, 6, 401, 403)  # auth failure codes seen (not officially tabled)
-# task status of GET .../{tid}/check
-_DONE_STATUSES = {4: "succeeded", 5: "failed", 6: "cancelled"}
-# Ota-Errno meanings (as a public client documents them)
-_OTA_ERRNO = {
-    "1": "device missing",
-    "2": "file missing",
-    "3": "storage resource missing",
-    "4": "size mismatch",
-    "5": "task expired",
-    "6": "authentication failed",
-}
-_DOWNLOADED = 101
-_SUCCEEDED = 201
+_OK = const(0)
+_FINISHED = const(20)  # {"code":20,"msg":"task finish"}
+_AUTH_CODES = const((1, 6, 401, 403))  # auth failure codes seen (not officially tabled)
+# task status of GET .../{tid}/check: 4, 5 and 6 are final
+_DONE_STATUSES = const(("succeeded", "failed", "cancelled"))
+# Ota-Errno meanings "1".."6" (as a public client documents them)
+_OTA_ERRNO = const(
+    (
+        "unknown",
+        "device missing",
+        "file missing",
+        "storage resource missing",
+        "size mismatch",
+        "task expired",
+        "authentication failed",
+    )
+)
+_DOWNLOADED = const(101)
+_SUCCEEDED = const(201)
 
 
 def ota_errno(resp):
@@ -42,7 +47,7 @@ def ota_errno(resp):
     raise errors.OTAError(
         errors.DOWNLOAD,
         "onenet-fuse: download refused: Ota-Errno %s (%s)"
-        % (value, _OTA_ERRNO.get(value, "unknown")),
+        % (value, _OTA_ERRNO[int(value) if value in "123456" and len(value) == 1 else 0]),
         retryable=False,
     )
 
@@ -128,8 +133,10 @@ class OneNetFuse:
                 errors.PROTOCOL, "onenet-fuse: task check failed: %s (%d)" % (msg, code)
             )
         status = data.get("status")
-        if status in _DONE_STATUSES:
-            raise errors.OTAError(errors.REJECTED, "onenet-fuse: task %s" % _DONE_STATUSES[status])
+        if status in (4, 5, 6):  # also 4.0: JSON numbers
+            raise errors.OTAError(
+                errors.REJECTED, "onenet-fuse: task %s" % _DONE_STATUSES[int(status) - 4]
+            )
 
     def progress(self, job, percent):
         if 0 <= percent < 100:

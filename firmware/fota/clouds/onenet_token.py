@@ -9,19 +9,13 @@
 
 import binascii
 
+from micropython import const
+
 from fota.clouds.base import quote, unix_time
 from fota.core import errors
 
-# failure codes: (error reason, code before activation, code after)
-_CODES = (
-    (errors.NO_SPACE, 102, 206),
-    (errors.NO_MEMORY, 103, 203),
-    (errors.TIMEOUT, 104, 206),
-    (errors.VERIFY, 205, 205),  # the MD5 (or the image it covers) is wrong
-    (errors.VERSION, 204, 204),
-)
-_UNKNOWN_DOWNLOAD = 107
-_UNKNOWN_UPGRADE = 206
+_UNKNOWN_DOWNLOAD = const(107)
+_UNKNOWN_UPGRADE = const(206)
 
 
 def token(key, res, et, method="sha1", version="2018-10-31"):
@@ -48,10 +42,18 @@ def token(key, res, et, method="sha1", version="2018-10-31"):
 def code_for(error, stage):
     """The OneNET result code (102..107, 202..208) for an OTAError at a stage."""
     reason = getattr(error, "reason", None)
-    for r, before, after in _CODES:
-        if r == reason:
-            return before if stage == errors.DOWNLOAD_STAGE else after
-    return _UNKNOWN_DOWNLOAD if stage == errors.DOWNLOAD_STAGE else _UNKNOWN_UPGRADE
+    before = stage == errors.DOWNLOAD_STAGE
+    if reason == errors.VERIFY:  # the MD5 (or the image it covers) is wrong
+        return 205
+    if reason == errors.VERSION:
+        return 204
+    if reason == errors.NO_MEMORY:
+        return 103 if before else 203
+    if reason == errors.NO_SPACE:
+        return 102 if before else _UNKNOWN_UPGRADE
+    if reason == errors.TIMEOUT:
+        return 104 if before else _UNKNOWN_UPGRADE
+    return _UNKNOWN_DOWNLOAD if before else _UNKNOWN_UPGRADE
 
 
 class Signer:

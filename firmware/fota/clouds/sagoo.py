@@ -11,11 +11,13 @@
 # failed, "-4" flash write failed; every report echoes the batch `strategy` from extData. Over
 # HTTP there is no version report: the next get_ota_info carries the running version.
 
+from micropython import const
+
 from fota.clouds.base import call, describe, query, step_for, unix_time
 from fota.core import errors
 from fota.core.offer import Offer
 
-_PREFIX = "/base-api/openapi/v1/ota/"
+_PREFIX = const("/base-api/openapi/v1/ota/")
 
 
 def sign(ak, sk, t):

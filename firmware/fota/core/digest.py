@@ -18,7 +18,7 @@ from micropython import const
 from fota.core.errors import FLASH, PROTOCOL, VERIFY, OTAError
 
 _BLOCK = const(4096)
-_HEX = "0123456789abcdef"
+_HEX = const(b"0123456789abcdef")
 
 
 def _expected(field, value, digits):
@@ -30,7 +30,7 @@ def _expected(field, value, digits):
     text = value.strip().lower()
     if len(text) != digits:
         raise OTAError(PROTOCOL, "offer field %s is not %d hex digits: %r" % (field, digits, value))
-    for ch in text:
+    for ch in text.encode():  # bytes: iterating the str would intern each character
         if ch not in _HEX:
             raise OTAError(PROTOCOL, "offer field %s is not hexadecimal: %r" % (field, value))
     return text

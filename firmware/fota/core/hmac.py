@@ -6,9 +6,11 @@
 
 import hashlib
 
+from micropython import const
+
 from fota.core.errors import CONFIG, OTAError
 
-_BLOCK = 64  # the block size of md5, sha1 and sha256
+_BLOCK = const(64)  # the block size of md5, sha1 and sha256
 
 
 def _new(name):

@@ -3,9 +3,11 @@
 # Cloud modules build an Offer from their API's answer; the engine only reads it. check() runs
 # before anything is erased: a malformed offer is refused while the slot is still untouched.
 
+from micropython import const
+
 from fota.core import errors
 
-_SCHEMES = ("http://", "https://")
+_SCHEMES = const(("http://", "https://"))
 
 
 class Offer:

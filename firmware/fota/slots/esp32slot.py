@@ -15,7 +15,7 @@ BLOCK = const(4096)
 _ESP_ERR_OTA_VALIDATE_FAILED = const(-0x1503)  # errno of the OSError set_boot raises
 
 # esp_image_header_t.chip_id of each chip, as ESP-IDF's esp_chip_id_t
-_CHIPS = ("esp32", 0, "esp32s2", 2, "esp32c3", 5, "esp32s3", 9, "esp32c2", 12, "esp32c6", 13)
+_CHIPS = const(("esp32", 0, "esp32s2", 2, "esp32c3", 5, "esp32s3", 9, "esp32c2", 12, "esp32c6", 13))
 
 
 def chip_id(chip):

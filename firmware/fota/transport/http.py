@@ -34,8 +34,9 @@ from micropython import const
 from fota.core.errors import CONFIG, DOWNLOAD, NO_MEMORY, PROTOCOL, TIMEOUT, OTAError
 from fota.transport import url as _url
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # for pyright only: sockets differ between ports, their stubs do not
+# for pyright only: sockets differ between ports, their stubs do not (the block compiles away)
+TYPE_CHECKING = const(False)
+if TYPE_CHECKING:
     from typing import Any  # noqa: F401
 
 _BUF = const(512)  # head/line/request buffer: also the longest header line accepted
@@ -45,9 +46,7 @@ _LENGTH = const(1)
 _CHUNKED = const(2)
 _EOF = const(3)  # no length: the body ends when the server closes
 
-_REDIRECTS = (301, 302, 303, 307, 308)
-_TIMEOUTS = (errno.ETIMEDOUT, errno.EAGAIN)
-_SOCK_TIMEOUT = getattr(socket, "timeout", ())  # CPython's timeout class; none on MicroPython
+_REDIRECTS = const((301, 302, 303, 307, 308))
 
 
 class Response:
@@ -615,10 +614,10 @@ class Client:
 
 
 def _is_timeout(exc):
-    if isinstance(exc, _SOCK_TIMEOUT):
+    if isinstance(exc, getattr(socket, "timeout", ())):  # CPython's class; none on MicroPython
         return True
     code = exc.args[0] if exc.args else None
-    return isinstance(code, int) and (code in _TIMEOUTS or -code in _TIMEOUTS)
+    return isinstance(code, int) and (abs(code) == errno.ETIMEDOUT or abs(code) == errno.EAGAIN)
 
 
 def _ieq(buf, start, name):

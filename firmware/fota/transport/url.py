@@ -25,8 +25,8 @@ def split(url):
     target is the path and query ("/" when empty), without the fragment. IPv6 hosts come
     without their brackets.
     """
-    for c in url:
-        if c <= " " or c == "\x7f":
+    for c in url.encode():  # bytes: iterating the str would intern each character for good
+        if c <= 32 or c == 127:
             raise OTAError(CONFIG, "URL contains a space or control character: %r" % url)
     i = url.find("://")
     scheme = url[:i].lower() if i > 0 else ""
@@ -57,7 +57,12 @@ def split(url):
         rest = "" if i < 0 else authority[i:]
     if rest:
         digits = rest[1:]
-        if rest[0] != ":" or not digits.isdigit() or len(digits) > 5 or not 0 < int(digits) < 65536:
+        if (
+            not rest.startswith(":")
+            or not digits.isdigit()
+            or len(digits) > 5
+            or not 0 < int(digits) < 65536
+        ):
             raise OTAError(CONFIG, "bad port in URL: %r" % url)
         port = int(digits)
     if not host:
