@@ -16,6 +16,7 @@ without being disturbed by other tests' traffic.
                          prefix); N = 0 serves `/REST`
   /redirect-CODE/N/REST  the same with status CODE (301, 302, 303, 307 or 308)
   /redirect-abs/N/REST   302 with an absolute Location (this server's own base URL)
+  /redirect-abs-307/N/REST  307 with an absolute Location
   /close/NAME            the file with `Connection: close`, then closes
   /hangup/NAME           the file as a normal keep-alive answer, then closes the connection
                          without notice (an idle keep-alive connection the server dropped)
@@ -248,7 +249,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def _redirect(self, head, rest):
         kind = head.partition("-")[2]
-        code = int(kind) if kind.isdigit() else 302
+        code = int(kind[-3:]) if kind[-3:].isdigit() else 302
         count = int(rest[0])
         tail = "/".join(rest[1:])
         if count == 0:
@@ -256,7 +257,7 @@ class _Handler(socketserver.BaseRequestHandler):
         location = "/%s/%d/%s" % (head, count - 1, tail)
         if self.tag is not None:
             location = "/tag/%s%s" % (self.tag, location)
-        if kind == "abs":
+        if kind.startswith("abs"):
             location = self.server.base_url + location
         self._send(code, [("Location", location)], b"redirect\n")
 

@@ -249,15 +249,34 @@ def test_redirect_limit():
     assert _get(client, _env("FOTA_TEST_HTTP") + "/redirect/0/small.bin").status == 200
 
 
-def test_credentials_do_not_follow_a_redirect_to_another_host():
+def test_credentials_do_not_follow_a_redirect_to_another_origin():
     client = _plain()
-    headers = {"Authorization": "secret", "X-Other": "1"}
+    headers = {"Authorization": "secret", "password": "aliyun-token", "X-Other": "1"}
     same = _env("FOTA_TEST_HTTP") + "/redirect-abs/1/echo"  # Location: http://127.0.0.1:PORT/...
     echo = _get(client, same, headers=headers).json()
     assert _header(echo, "Authorization") == "secret" and _header(echo, "X-Other") == "1"
+    assert _header(echo, "password") == "aliyun-token"
     other = same.replace("127.0.0.1", "localhost")  # the same server under another host name
     echo = _get(client, other, headers=headers).json()
-    assert _header(echo, "Authorization") is None and _header(echo, "X-Other") == "1"
+    assert echo["method"] == "GET"  # the redirect was followed, without any of the headers
+    for name in headers:
+        assert _header(echo, name) is None, name
+    # a body (Aliyun's signed /auth) is never sent to another origin
+    post = other.replace("/redirect-abs/", "/redirect-abs-307/")
+    exc = fails(PROTOCOL, client.request, "POST", post, body=b"sign=abc")
+    assert "another origin" in exc.message
+
+
+def test_error_messages_show_no_password_and_no_signed_query():
+    client = http.Client(allow_http=False)
+    url = "http://127.0.0.1:1/ota?ak=AK&sign=SIGNATURE"
+    exc = fails(CONFIG, _get, client, url)
+    assert "SIGNATURE" not in exc.message and "http://127.0.0.1:1/ota?..." in exc.message
+    exc = fails(CONFIG, _get, _plain(), "http://user:pa55word@127.0.0.1:1/x?t=TOKEN")
+    assert "pa55word" not in exc.message and "TOKEN" not in exc.message
+    assert "***@127.0.0.1:1/x" in exc.message
+    exc = fails(CONFIG, _get, _plain(), "ftp://user:pa55word@host/x")
+    assert "pa55word" not in exc.message
 
 
 def test_redirect_303_turns_post_into_get_and_307_keeps_it():

@@ -264,9 +264,13 @@ class Client:
             self._url = url
         tls, host, port, name, target = self._parts
         if tls and self.ca is None:
-            raise OTAError(CONFIG, "https needs a CA certificate (none configured): " + url)
+            raise OTAError(
+                CONFIG, "https needs a CA certificate (none configured): " + _url.shown(url)
+            )
         if not tls and not self.allow_http:
-            raise OTAError(CONFIG, "plain http is not allowed (allow_http is off): " + url)
+            raise OTAError(
+                CONFIG, "plain http is not allowed (allow_http is off): " + _url.shown(url)
+            )
         resp = self.response
         resp._reset()
         origin = self._origin

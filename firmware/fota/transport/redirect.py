@@ -1,9 +1,9 @@
 # Redirects for fota.transport.http, imported on the first 3xx with a Location.
 #
 # follow() reads a short redirect body to keep the connection, resolves the Location against the
-# URL asked for (resolve()), turns a 303 into a GET, and drops Authorization when the next request
-# goes to another origin (credentials never follow a redirect to another host). Allocates a few
-# strings.
+# URL asked for (resolve()), turns a 303 into a GET, and drops the caller's headers when the next
+# request goes to another origin (scheme, host or port): credentials never follow a redirect there,
+# and a request with a body is not redirected there at all. Allocates a few strings.
 
 from micropython import const
 
@@ -49,6 +49,10 @@ def follow(resp, method, url, headers, body, ctype):
         raise OTAError(PROTOCOL, "bad redirect Location: " + exc.message) from None
     if resp.status == 303 and method != "HEAD":
         method, body, ctype = "GET", None, False
-    if headers and _url.split(url)[:3] != _url.split(new)[:3]:
-        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    if _url.split(url)[:3] != _url.split(new)[:3]:
+        # another origin: no credential goes there. Every header the caller set may carry one
+        # (Authorization, Aliyun's password, a token), and so may a body (a signed /auth)
+        if body:
+            raise OTAError(PROTOCOL, "a redirect would send the request body to another origin")
+        headers = None
     return method, new, headers, body, ctype

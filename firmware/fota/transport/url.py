@@ -1,6 +1,8 @@
 # URL handling for fota.transport.http: split absolute http(s) URLs (fota.transport.redirect
 # resolves a redirect's Location, on the first redirect only).
 #
+# shown() is the form of a URL that error messages print: no password, no signed query.
+#
 # Runs once per new URL (the client caches the split of the last one), so it may allocate a few
 # small strings. Raises ConfigError for a URL the client cannot use; the client turns that into
 # ProtocolError when the URL came from a server's Location header.
@@ -19,6 +21,19 @@ def authority_end(url, start):
     return end
 
 
+def shown(url):
+    """url as an error message may show it: without user info (a password) and without the
+    query (signed parameters, tokens), "?..." marking a cut query."""
+    start = url.find("://")
+    start = start + 3 if start > 0 else 0
+    end = authority_end(url, start)
+    at = url.rfind("@", start, end)
+    if at >= 0:
+        url = url[:start] + "***@" + url[at + 1 :]
+    cut = url.find("?")
+    return url if cut < 0 else url[:cut] + "?..."
+
+
 def split(url):
     """(tls, host, port, target) of an absolute http:// or https:// URL.
 
@@ -27,7 +42,7 @@ def split(url):
     """
     for c in url.encode():  # bytes: iterating the str would intern each character for good
         if c <= 32 or c == 127:
-            raise OTAError(CONFIG, "URL contains a space or control character: %r" % url)
+            raise OTAError(CONFIG, "URL contains a space or control character: %r" % shown(url))
     i = url.find("://")
     scheme = url[:i].lower() if i > 0 else ""
     if scheme == "https":
@@ -35,7 +50,7 @@ def split(url):
     elif scheme == "http":
         tls, port = False, 80
     else:
-        raise OTAError(CONFIG, "not an http:// or https:// URL: %r" % url)
+        raise OTAError(CONFIG, "not an http:// or https:// URL: %r" % shown(url))
     start = i + 3
     end = authority_end(url, start)
     authority = url[start:end]
@@ -46,7 +61,7 @@ def split(url):
     if not target.startswith("/"):
         target = "/" + target
     if "@" in authority:
-        raise OTAError(CONFIG, "credentials in URLs are not supported: %r" % url)
+        raise OTAError(CONFIG, "credentials in URLs are not supported: %r" % shown(url))
     if authority.startswith("["):
         i = authority.find("]")
         host = authority[1:i] if i > 0 else ""
@@ -63,8 +78,8 @@ def split(url):
             or len(digits) > 5
             or not 0 < int(digits) < 65536
         ):
-            raise OTAError(CONFIG, "bad port in URL: %r" % url)
+            raise OTAError(CONFIG, "bad port in URL: %r" % shown(url))
         port = int(digits)
     if not host:
-        raise OTAError(CONFIG, "no host in URL: %r" % url)
+        raise OTAError(CONFIG, "no host in URL: %r" % shown(url))
     return tls, host, port, target
