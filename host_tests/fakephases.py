@@ -7,12 +7,14 @@ from fota.core.errors import PROTOCOL, OTAError
 calls = []
 hungry = set()  # call numbers (1, 2, ...) that raise MemoryError
 broken = set()  # call numbers that raise an OTAError
+buggy = set()  # call numbers that raise a TypeError (a bug, or an answer nobody foresaw)
 
 
 def reset():
     del calls[:]
     hungry.clear()
     broken.clear()
+    buggy.clear()
 
 
 def _call(name):
@@ -22,6 +24,8 @@ def _call(name):
         raise MemoryError()
     if n in broken:
         raise OTAError(PROTOCOL, "the cloud answered nonsense")
+    if n in buggy:
+        raise TypeError("can't convert int to str")
     return "none" if name == "poll" else None
 
 

@@ -1,6 +1,7 @@
 # The agent's resident part (fota.app.agent), on both runtimes: each phase's modules are released
-# when it ends; an OTAError or a MemoryError in a phase is one error event and a backoff, never
-# the end of the agent; the settlement runs again, before any check, until it went through.
+# when it ends; an OTAError, a MemoryError or any other exception in a phase is one error event
+# (and a backoff after a check), never the end of the agent; after a MemoryError the settlement
+# runs again, before any check, until it went through.
 
 import sys
 
@@ -54,10 +55,11 @@ def _fake_step(stage, module, fn, *args):
     return agent.guarded(stage, "fakephases", fn, *args)
 
 
-def _run(waits, hungry=(), broken=()):
+def _run(waits, hungry=(), broken=(), buggy=()):
     fakephases.reset()
     fakephases.hungry.update(hungry)
     fakephases.broken.update(broken)
+    fakephases.buggy.update(buggy)
     seen = []
     listener = events.subscribe(lambda kind, info: seen.append((kind, info)))
     try:
@@ -99,6 +101,15 @@ def test_failed_checks_back_off_longer_each_time_up_to_poll_s():
     delays = [info["sleep_s"] for kind, info in seen if kind == "backoff"]
     assert delays == [30, 60, 120, 240, 480, 600]
     assert all(info["reason"] == errors.PROTOCOL for kind, info in seen if kind == "error")
+
+
+def test_an_unexpected_exception_in_a_phase_is_an_error_event_and_the_loop_goes_on():
+    seen = _run(waits=3, buggy={1, 3})
+    assert _story(seen) == ["error:settle", "idle", "error:check", "backoff", "idle"]
+    errors_seen = [info for kind, info in seen if kind == "error"]
+    assert all(info["reason"] == "internal" for info in errors_seen)
+    assert "TypeError" in errors_seen[0]["error"]
+    assert fakephases.calls == ["settle", "poll", "poll", "poll"]
 
 
 def test_idle_says_how_long_it_sleeps_and_the_heap_in_use():

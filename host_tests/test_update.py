@@ -266,3 +266,28 @@ def test_out_of_memory_for_the_download_is_reported_and_the_offer_tried_again():
         assert esp32.Partition(esp32.Partition.BOOT).info()[4] == "ota_1"
     finally:
         rig.close()
+
+
+def test_an_offer_field_of_the_wrong_type_is_the_clouds_failure_and_never_written():
+    # what clouds have been seen to send: numbers or lists where strings belong
+    for field, value in (
+        ("version", 200),
+        ("version", ["2.0.0"]),
+        ("url", 42),
+        ("md5", 123),
+        ("size", "60000"),
+        ("size", -1),
+        ("md5", None),  # and no sha256: nothing to verify with
+    ):
+        rig = Rig()
+        try:
+            setattr(rig.offer, field, value)
+            before = len(rig.client.requests)
+            assert rig.updater().run("1.0.0") == "failed", (field, value)
+            assert rig.cloud.reports() == [("failed", {"t": 7}, errors.PROTOCOL, "download")]
+            assert "start" not in [c[0] for c in rig.cloud.calls], (field, value)
+            assert len(rig.client.requests) == before  # nothing downloaded
+            assert esp32.Partition(esp32.Partition.BOOT).info()[4] == "ota_0"
+            assert rig.updater().run("1.0.0") == "skipped"  # the same offer: given up
+        finally:
+            rig.close()

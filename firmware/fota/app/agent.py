@@ -48,8 +48,9 @@ def release(names=None):
 
 
 def guarded(stage, module, fn, *args):
-    """module.fn(*args) as one phase: its result, or "failed" (an OTAError) or "no_memory" (a
-    MemoryError) after an error event. The modules the phase loaded are released after it."""
+    """module.fn(*args) as one phase: its result, or "failed" (an OTAError, or any other
+    exception: reason "internal") or "no_memory" (a MemoryError) after an error event. The
+    modules the phase loaded are released after it."""
     try:
         mod = __import__(module, None, None, (fn,))
         return getattr(mod, fn)(*args)
@@ -61,6 +62,9 @@ def guarded(stage, module, fn, *args):
         gc.collect()  # what the phase held is garbage now: room for the event
         events.emit("error", {"stage": stage, "reason": NO_MEMORY, "error": "out of memory"})
         return NO_MEMORY
+    except Exception as exc:  # a bug, or an answer no check foresaw: the loop goes on
+        events.emit("error", {"stage": stage, "reason": "internal", "error": repr(exc)})
+        return "failed"
     finally:
         mod = None
         release()

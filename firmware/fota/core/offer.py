@@ -49,26 +49,40 @@ class Offer:
         when its URLs carry short-lived tokens; else url, size, digests and version."""
         if self._key:
             return self._key
-        return "|".join(
-            (self.url, str(self.size), self.md5 or "", self.sha256 or "", self.version or "")
+        return "%s|%s|%s|%s|%s" % (
+            self.url,
+            self.size,
+            self.md5 or "",
+            self.sha256 or "",
+            self.version or "",
         )
 
-    def check(self, capacity):
-        """Raise if the offer cannot be installed in a slot of `capacity` bytes."""
+    def check(self, capacity=None):
+        """Raise if the offer is malformed (a field of the wrong type, no digest, a size that is
+        not a positive integer), or, given the slot's capacity, if it has no size or does not
+        fit. Without a capacity (as the offer comes) a missing size passes: it is probed."""
         if not isinstance(self.url, str) or not self.url.startswith(_SCHEMES):
             raise errors.OTAError(errors.PROTOCOL, "offer url must be http:// or https://")
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size <= 0:
-            raise errors.OTAError(
-                errors.PROTOCOL, "offer size must be a positive integer, got %r" % (self.size,)
-            )
-        if self.size > capacity:
-            raise errors.OTAError(
-                errors.NO_SPACE,
-                "image of %d bytes does not fit the %d-byte slot" % (self.size, capacity),
-            )
+        for value in (self.md5, self.sha256, self.version):
+            if value is not None and not isinstance(value, str):
+                raise errors.OTAError(
+                    errors.PROTOCOL, "offer digest or version is not a string: %r" % (value,)
+                )
         if not self.md5 and not self.sha256:
             raise errors.OTAError(
                 errors.PROTOCOL, "offer carries no md5 or sha256 to verify the image with"
+            )
+        size = self.size
+        if capacity is None and size is None:
+            return
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise errors.OTAError(
+                errors.PROTOCOL, "offer size must be a positive integer, got %r" % (size,)
+            )
+        if capacity is not None and size > capacity:
+            raise errors.OTAError(
+                errors.NO_SPACE,
+                "image of %d bytes does not fit the %d-byte slot" % (size, capacity),
             )
 
 

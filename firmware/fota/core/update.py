@@ -84,6 +84,10 @@ class Updater:
         if state.get("skip") == offer.key():
             self._event("skipped", info)
             return "skipped"
+        try:
+            offer.check()  # a field of the wrong type is the cloud's failure, reported
+        except errors.OTAError as exc:
+            return self._fail(offer, exc, errors.DOWNLOAD_STAGE)
         if offer.version is not None:
             order = compare(offer.version, version)
             if order == 0:
