@@ -5,7 +5,7 @@
 #   >>> ota.check()                      # ask the cloud; installs nothing
 #   >>> ota.update("https://host/fw.bin", md5="...")   # a manual OTA from any URL, then reset
 #   >>> ota.confirm()                    # keep the running image (cancel the rollback)
-#   >>> ota.rollback()                   # boot the other slot (reset to take effect)
+#   >>> ota.rollback()                   # boot the other slot for good (reset to take effect)
 #
 # Every function prints its events and returns a plain value; errors are printed as one line
 # ({"event": "error", ...}) and the function returns None, so a session never ends in a traceback.
@@ -36,9 +36,33 @@ def _guard(fn):
             return fn(*args, **kwargs)
         except errors.OTAError as exc:
             events.emit("error", {"reason": exc.reason, "error": exc.message})
-            return None
+        except Exception as exc:  # a session never ends in a traceback
+            events.emit("error", {"reason": "internal", "error": repr(exc)})
+        return None
 
     return run
+
+
+def _arg(name, value, kind, required=False):
+    # a REPL argument of the wrong type is one error event, not a TypeError deep inside
+    if value is None and not required:
+        return value
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise errors.OTAError(
+            errors.CONFIG, "%s: expected a %s, got %r" % (name, kind.__name__, value)
+        )
+    return value
+
+
+def _settings(path, root):
+    """allow_http, ca and window from /ota.json when it is there and valid, else the defaults."""
+    from fota.app import boot
+
+    try:
+        cfg = boot.run(path, root)
+    except errors.OTAError:
+        return False, None, 65536
+    return cfg["allow_http"], cfg.get("ca"), cfg["window"]
 
 
 @_guard
@@ -78,10 +102,24 @@ def check(path="/ota.json", root="/"):
 
 
 @_guard
-def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_http=False,
-           chunk=4096, root="/"):  # fmt: skip
+def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_http=None,
+           chunk=4096, root="/", path="/ota.json"):  # fmt: skip
     """Download url into the other slot, verify it (md5 and/or sha256 required) and make it the
-    boot slot. Reset to run it; the next boot confirms it like a cloud update. -> the version."""
+    boot slot. Reset to run it; the next boot confirms it like a cloud update. -> the version.
+
+    allow_http and ca (a DER file) follow /ota.json unless given here."""
+    _arg("url", url, str, True)
+    for name, value in (("md5", md5), ("sha256", sha256), ("version", version), ("ca", ca)):
+        _arg(name, value, str)
+    _arg("size", size, int)
+    _arg("chunk", chunk, int, True)
+    if not md5 and not sha256:
+        raise errors.OTAError(errors.CONFIG, "give md5= or sha256= to verify the image with")
+    known_http, known_ca, window = _settings(path, root)
+    if allow_http is None:
+        allow_http = known_http
+    if ca is None:
+        ca = known_ca
     from fota.core.download import Downloader
     from fota.core.journal import Journal
     from fota.core.offer import Offer, probe_size
@@ -92,19 +130,28 @@ def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_h
     board = _board(root)
     cafile = None
     if ca:
-        with open(ca, "rb") as f:
-            cafile = f.read()
+        try:
+            with open(ca, "rb") as f:
+                cafile = f.read()
+        except OSError:
+            raise errors.OTAError(errors.CONFIG, "ca: cannot read %s" % ca) from None
     client = Client(ca=cafile, allow_http=allow_http)
-    if size is None:
-        size = probe_size(client, url)
-    offer = Offer(url, size, md5=md5, sha256=sha256, version=version)
-    import time
+    try:
+        if size is None:
+            size = probe_size(client, url)
+        offer = Offer(url, size, md5=md5, sha256=sha256, version=version)
+        import time
 
-    dl = Downloader(client, board.slot(), Journal(root + "fota.core.journal"), time, chunk=chunk,
-                    on_event=events.emit)  # fmt: skip
-    updater = Updater(None, dl, Store(root + "fota.state"), events.emit, allow_downgrade=True)
-    result = updater.install(offer, board.running_version())
-    client.close()
+        def engine_event(kind, info):  # the update announces "verified" itself
+            if kind != "verified":
+                events.emit(kind, info)
+
+        dl = Downloader(client, board.slot(), Journal(root + "fota.journal"), time, chunk=chunk,
+                        window=window, on_event=engine_event)  # fmt: skip
+        updater = Updater(None, dl, Store(root + "fota.state"), events.emit, allow_downgrade=True)
+        result = updater.install(offer, board.running_version())
+    finally:
+        client.close()
     if result != "activated":
         return None
     return updater.store.load()["pending"]["target"]
@@ -119,7 +166,22 @@ def confirm(root="/"):
 
 @_guard
 def rollback(root="/"):
+    """Boot the other slot's image at the next reset, for good: like an update, the agent
+    confirms it at that boot (after its health check); without the agent, ota.confirm() after
+    the reset keeps it. -> the version that will run."""
+    import esp32
+
+    from fota.core.store import Store
+    from fota.slots.esp32image import app_version
+
     board = _board(root)
+    running = board.running_version()
+    other = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
+    target = app_version(other, bytearray(4096))
     board.rollback()
-    events.emit("rollback", {"next_boot": "other slot", "hint": "machine.reset() to boot it"})
-    return True
+    # the boot into it settles this as an update in flight: the image is confirmed there
+    pending = {"job": None, "target": target, "from": running, "key": "rollback", "activated": True}
+    Store(root + "fota.state").update(pending=pending)
+    events.emit("rollback", {"next_boot": other.info()[4], "version": target,
+                             "hint": "machine.reset() to boot it"})  # fmt: skip
+    return target
