@@ -706,3 +706,17 @@ def test_keep_alive_range_request_costs_little_memory():
     if sys.implementation.name == "micropython":
         worst = max(costs[2:])  # after warm-up
         assert worst <= REQUEST_ALLOC_BOUND, costs
+
+
+def test_a_cloud_call_answered_with_an_error_page_names_the_status_and_the_path():
+    from fota.clouds.base import call
+
+    client = _plain()
+    base = _env("FOTA_TEST_HTTP")
+    exc = fails(PROTOCOL, call, client, "GET", base + "/status/404?sign=SECRET")
+    assert "HTTP 404" in exc.message and "/status/404?..." in exc.message
+    assert "SECRET" not in exc.message and "JSON" not in exc.message
+    exc = fails(DOWNLOAD, call, client, "GET", base + "/status/503")
+    assert exc.retryable and "HTTP 503" in exc.message and "/status/503" in exc.message
+    exc = fails(PROTOCOL, call, client, "GET", base + "/status/200")  # 2xx, but no JSON
+    assert "not valid JSON" in exc.message or "not JSON" in exc.message, exc.message

@@ -53,20 +53,30 @@ def call(client, method, url, headers=None, json=None, limit=4096):
     """One API request -> (HTTP status, decoded JSON object).
 
     Raises DownloadError/TimeoutError for the network (from the transport), ProtocolError
-    when the answer is not a JSON object."""
+    when the answer is not a JSON object; a status that is not 2xx is named in the message."""
     resp = client.request(method, url, headers=headers, json=json)
     status = resp.status
     if status >= 500:
         resp.close()
-        raise errors.OTAError(
-            errors.DOWNLOAD, "the cloud answered HTTP %d" % status, retryable=True
-        )
-    obj = resp.json(limit)
+        raise errors.OTAError(errors.DOWNLOAD, _answered(status, url), retryable=True)
+    try:
+        obj = resp.json(limit)
+    except errors.OTAError as exc:
+        if status < 300 or exc.reason != errors.PROTOCOL:
+            raise
+        obj = None  # a 404 page, say: the status is the news, not the body
     if not isinstance(obj, dict):
+        what = _answered(status, url)
         raise errors.OTAError(
-            errors.PROTOCOL, "the cloud answered HTTP %d with no JSON object" % status
+            errors.PROTOCOL, what if status >= 300 else what + " with no JSON object"
         )
     return status, obj
+
+
+def _answered(status, url):
+    from fota.transport.url import shown
+
+    return "the cloud answered HTTP %d to %s" % (status, shown(url))
 
 
 def describe(error):
