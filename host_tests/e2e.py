@@ -72,7 +72,7 @@ def image_file(version, size):
 class Rig:
     """cloud_cls(client, server, cfg, clock, on_event); base: the emulator's URL.
 
-    cloud_files: {keyword: file name}: files the cloud client keeps (a token cache, the MCU's
+    cloud_files: {keyword: file name}: files the cloud client keeps (the MCU's
     version), passed to cloud_cls as keyword=<the board's folder>/<file name>."""
 
     def __init__(

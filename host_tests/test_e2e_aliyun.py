@@ -1,8 +1,9 @@
 # Aliyun IoT's HTTP channel end to end, on both runtimes: the agent's Aliyun client, engine and
-# slot writer against the Aliyun emulator (tools/emu/aliyun.py): /auth, the token cache,
+# slot writer against the Aliyun emulator (tools/emu/aliyun.py): /auth, the token renewal,
 # firmware/get -> download -> progress -> reboot -> the inform that alone makes the job succeed.
 
 import json
+import os
 
 import e2e
 import emuctl
@@ -22,7 +23,7 @@ PK, DN = e2e.ALIYUN["product_key"], e2e.ALIYUN["device_name"]
 
 def _rig(cfg=None, **kw):
     cfg = dict(cfg or e2e.ALIYUN)
-    return e2e.Rig(ENV, Aliyun, cfg, cloud_files={"cache": "fota.aliyun"}, **kw)
+    return e2e.Rig(ENV, Aliyun, cfg, **kw)
 
 
 def _story(log):
@@ -83,7 +84,8 @@ def test_update_succeeds_only_by_the_inform_of_the_target():
         before = len(rig.log())
         assert rig.updater().after_boot("2.0.0", rig.confirm, rig.healthy) == "confirmed"
         after = _story(rig.log()[before:])
-        assert after == [("check", 0), ("inform", "2.0.0")]  # the cached token: no /auth
+        # a new boot authenticates again: no token was kept on flash
+        assert after == [("auth", 0), ("check", 0), ("inform", "2.0.0")]
         state = rig.state()
         assert state["job"]["state"] == "succeeded" and state["device"] == {"default": "2.0.0"}
         assert state["ignored"] == []
@@ -91,7 +93,24 @@ def test_update_succeeds_only_by_the_inform_of_the_target():
         rig.close()
 
 
-def test_token_expiring_mid_update_is_renewed_and_the_cache_reused():
+def _file_holds(path, needle):
+    """needle somewhere in the file at path (read in pieces: a flash image is megabytes)."""
+    try:
+        f = open(path, "rb")
+    except OSError:  # a folder
+        return False
+    with f:
+        tail = b""
+        while True:
+            piece = f.read(65536)
+            if not piece:
+                return False
+            if needle in tail + piece:
+                return True
+            tail = piece[-len(needle) :]
+
+
+def test_token_expiring_mid_update_is_renewed_and_never_written_to_flash():
     rig = _rig(size=100000, token_lifetime_s=60)
     try:
         progress = rig.cloud.progress
@@ -113,13 +132,17 @@ def test_token_expiring_mid_update_is_renewed_and_the_cache_reused():
         assert _rising_to_100(_steps(rig.log()))
         tokens = [r["answer"]["info"]["token"] for r in rig.log() if r["endpoint"] == "auth"]
         assert len(tokens) == 2
-        # a new client instance (the reboot) takes the cached token while it is valid
+        # the reboot: a new client authenticates; no file the agent wrote holds a token
         rig.reboot()
         before = len(rig.log())
         assert rig.updater().after_boot("2.0.0", rig.confirm, rig.healthy) == "confirmed"
         after = rig.log()[before:]
-        assert [r["endpoint"] for r in after] == ["check", "inform"]
-        assert all(r["headers"]["password"] == tokens[1] for r in after)
+        assert [r["endpoint"] for r in after] == ["auth", "check", "inform"]
+        token = after[0]["answer"]["info"]["token"]
+        assert token not in tokens and all(r["headers"]["password"] == token for r in after[1:])
+        for name in os.listdir(rig.tmp):  # the board's files and its flash image
+            for t in tokens + [token]:
+                assert not _file_holds(rig.tmp + "/" + name, t.encode()), name
         assert rig.state()["job"]["state"] == "succeeded"
     finally:
         rig.close()
@@ -131,7 +154,6 @@ def test_unknown_token_after_a_cloud_reset_is_renewed():
         assert rig.updater().run("1.0.0") == "none"
         assert _story(rig.log()) == [("auth", 0), ("check", 0)]
         emuctl.reset(rig.base, image=rig.image_path, version="2.0.0")  # forgets every token
-        rig.new_client()  # with the token from the cache file
         assert rig.updater().run("1.0.0") == "activated"
         assert _story(rig.log())[:3] == [("check", 20003), ("auth", 0), ("check", 0)]
     finally:

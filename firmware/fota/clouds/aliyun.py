@@ -6,10 +6,12 @@
 # present, and offer_from_push() takes a job in the push format from any channel).
 #
 # sign = hex(HMAC_<md5|sha1>(deviceSecret, content)), content = every parameter but version,
-# sign and signmethod, sorted by name, as name+value with no separator. The token is cached on
-# the file system until its life ends; 20001/20002/20003 mean "authenticate again" (once per
-# call); 40000 (rate limit) is a retryable error for the poll loop's backoff. Success of an
-# update is only ever decided by an inform of the target version.
+# sign and signmethod, sorted by name, as name+value with no separator. The token (valid 48 h)
+# lives in RAM for one phase (a poll, the settlement at boot): the platform allows caching it on
+# the device, but a credential on flash outlives its use, so each phase authenticates once.
+# 20001/20002/20003 mean "authenticate again" (once per call); 40000 (rate limit) is a retryable
+# error for the poll loop's backoff. Success of an update is only ever decided by an inform of
+# the target version.
 
 from micropython import const
 
@@ -17,7 +19,6 @@ from fota.clouds.base import call, describe, step_for, unix_time
 from fota.core import errors
 from fota.core.offer import Offer
 
-_TOKEN_LIFE_S = const(48 * 3600)  # the seed: "token可以缓存到本地，有效期48小时"
 _MAX_BODY = const(128 * 1024)  # the seed: 上行接口传输的数据大小限制为128k
 _REAUTH = const((20001, 20002, 20003))
 _RATE_LIMIT = const(40000)
@@ -85,7 +86,7 @@ class Aliyun:
     name = "aliyun"
     inform_at_boot = True  # the app reports the running version at every boot
 
-    def __init__(self, client, server, cfg, clock, on_event=None, cache="/fota.aliyun"):
+    def __init__(self, client, server, cfg, clock, on_event=None):
         self.client = client
         self.server = server.rstrip("/")
         self.pk = cfg["product_key"]
@@ -95,35 +96,15 @@ class Aliyun:
         self.method = cfg.get("sign_method", "hmacsha1")
         self.module = cfg.get("module")
         self.clock = clock
-        self.cache = cache
         self.on_event = on_event
         self._token = None
         self._id = unix_time(clock) % 1000000 * 1000
 
-    # -- token
-
-    def _load_token(self):
-        import json
-
-        try:
-            with open(self.cache) as f:
-                data = json.load(f)
-            if unix_time(self.clock) - data["at"] < _TOKEN_LIFE_S:
-                return data["token"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        return None
-
-    def _save_token(self, token):
-        import json
-        import os
-
-        with open(self.cache + ".tmp", "w") as f:
-            json.dump({"token": token, "at": unix_time(self.clock)}, f)
-        os.rename(self.cache + ".tmp", self.cache)
+    # -- token: kept in RAM only, for the phase (a poll, the settlement at boot) that got it; a
+    #    credential is never written to flash
 
     def authenticate(self):
-        """POST /auth -> the token (also cached on the file system)."""
+        """POST /auth -> the token."""
         fields = {"clientId": self.client_id, "deviceName": self.dn, "productKey": self.pk}
         now = unix_time(self.clock)
         if now > _CLOCK_SET:  # the timestamp is optional; a wrong one (clock not set) fails
@@ -147,16 +128,10 @@ class Aliyun:
         if not isinstance(token, str) or not token:
             raise errors.OTAError(errors.PROTOCOL, "aliyun: auth answer without a token")
         self._token = token
-        try:
-            self._save_token(token)
-        except OSError:
-            pass  # the cache only saves an /auth at the next boot
         return token
 
     def token(self):
-        if self._token is None:
-            self._token = self._load_token() or self.authenticate()
-        return self._token
+        return self._token or self.authenticate()
 
     # -- publish
 
