@@ -20,10 +20,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 VBOARD = ROOT / "tools" / "vboard.py"
 TIMEOUT_S = 90
-# The esp32 profile's heap is 64 KB, what the agent and the application share; the agent's full
-# cycle does not fit it yet for every cloud (make bench measures each: see the README's Memory
-# section), so the lifecycle runs on that board with this heap until it does.
-HEAP = "96k"
 
 CLOUDS = {
     "onenet": ("FOTA_TEST_ONENET", "onenet"),
@@ -91,7 +87,7 @@ class Board:
     def boot(self, *extra, env=None, seconds=60):
         proc = subprocess.run(
             [sys.executable, str(VBOARD), "boot", str(self.dir), "--timeout", str(seconds),
-             "--heap", HEAP, *extra],
+             *extra],
             capture_output=True, text=True, timeout=TIMEOUT_S, env=env,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -34,10 +34,8 @@ import espidf  # noqa: E402
 
 OLD, NEW = "1.0.0", "2.0.0"
 BOOT_TIMEOUT_S = 120
-# The board is the esp32 profile (64 KB of heap for the agent and the application); the agent
-# does not fit that for every cloud yet, so the demo gives it more until it does (make bench
-# measures each cloud).
-HEAP = "96k"
+# The board is the esp32 profile: 64 KB of heap, what MicroPython starts with on an ESP32
+# without PSRAM, for the agent and the application.
 
 
 def board_config(cloud, info):
@@ -146,9 +144,8 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print the raw board events")
     parser.add_argument(
         "--heap",
-        default=HEAP,
-        help="the app's heap on the board (default %s: the agent does not fit the esp32 "
-        "profile's 64 KB yet, see the README's Memory section)" % HEAP,
+        help="the app's heap on the board, e.g. 48k to watch the agent run out of memory and "
+        "back off (default: the esp32 profile's 64 KB)",
     )
     args = parser.parse_args(argv)
 
@@ -173,7 +170,8 @@ def main(argv=None):
             return 1
         _say("== virtual board created in %s, running %s" % (board, OLD))
         boot = [python, vboard, "boot", str(board), "--timeout", str(BOOT_TIMEOUT_S)]
-        boot += ["--heap", args.heap]
+        if args.heap:
+            boot += ["--heap", args.heap]
         proc = subprocess.Popen(boot, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:

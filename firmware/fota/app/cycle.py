@@ -144,16 +144,32 @@ def settle(cfg, clock):
     return _phase(cfg, clock, "settle")
 
 
-# What a check may need, loaded up front (see poll()).
-_CODE = const(("fota.core.update", "fota.core.offer", "fota.core.download", "fota.core.journal"))
+# What a check and its download run, loaded up front (see poll()), with the configured cloud.
+_CODE = const(
+    (
+        "fota.core.update",
+        "fota.core.offer",
+        "fota.core.download",
+        "fota.core.journal",
+        "fota.core.store",
+        "fota.transport.http",
+        "fota.slots.esp32slot",
+    )
+)
 
 
 def poll(cfg, clock):
     # The heap is in one piece when a phase starts. The download's block buffer goes first (later
-    # a free run of 4 KB is the hardest thing to find), then the code the check may run: loaded
-    # after the cloud's answers it would have to fit between their leftovers, and a heap with
+    # a free run of 4 KB is the hardest thing to find), then every module the check and the
+    # download run, one after the other with a collection in between: loading a module leaves the
+    # loader's scratch behind as garbage, and the next module's code fills those holes instead
+    # of leaving them for the cloud's answers to split into pieces too small for anything. Code
+    # loaded after the answers would have to fit between their leftovers, and a heap with
     # kilobytes free in small holes cannot take a module.
+    import gc
+
     buf = bytearray((cfg["chunk"] + 4095) // 4096 * 4096)
-    for name in _CODE:
+    for name in _CODE + ("fota.clouds." + cfg["cloud_row"][1],):
         __import__(name)
+        gc.collect()
     return _phase(cfg, clock, "poll", buf)

@@ -16,7 +16,7 @@
 from micropython import const
 
 from fota.clouds.base import call, describe, step_for, unix_time
-from fota.core import errors
+from fota.core import errors, hmac  # every request signs: loaded with the module
 from fota.core.offer import Offer
 
 _MAX_BODY = const(128 * 1024)  # the seed: 上行接口传输的数据大小限制为128k
@@ -28,8 +28,6 @@ _CLOCK_SET = const(1577836800)  # 2020-01-01: a clock before that was never set 
 
 def sign(secret, fields, method="hmacsha1"):
     """The /auth sign over fields (dict of the signed parameters), lowercase hex."""
-    from fota.core import hmac
-
     if method not in ("hmacsha1", "hmacmd5"):
         raise errors.OTAError(errors.CONFIG, "aliyun.sign_method must be hmacsha1 or hmacmd5")
     content = "".join(k + str(fields[k]) for k in sorted(fields))

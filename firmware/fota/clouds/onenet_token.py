@@ -12,7 +12,7 @@ import binascii
 from micropython import const
 
 from fota.clouds.base import quote, unix_time
-from fota.core import errors
+from fota.core import errors, hmac  # every request signs: loaded with the module
 
 _UNKNOWN_DOWNLOAD = const(107)
 _UNKNOWN_UPGRADE = const(206)
@@ -22,8 +22,6 @@ def token(key, res, et, method="sha1", version="2018-10-31"):
     """The Authorization header value.
 
     key: the access key as base64 text; res: e.g. "products/123"; et: expiry, Unix seconds."""
-    from fota.core import hmac
-
     try:
         secret = binascii.a2b_base64(key)
     except ValueError:

@@ -14,7 +14,7 @@
 from micropython import const
 
 from fota.clouds.base import call, describe, query, step_for, unix_time
-from fota.core import errors
+from fota.core import errors, hmac  # every request signs: loaded with the module
 from fota.core.offer import Offer
 
 _PREFIX = const("/base-api/openapi/v1/ota/")
@@ -22,8 +22,6 @@ _PREFIX = const("/base-api/openapi/v1/ota/")
 
 def sign(ak, sk, t):
     """The AK/SK signature: lowercase hex HMAC-SHA256(sk, "ak=<ak>&time=<t>")."""
-    from fota.core import hmac
-
     return hmac.hexdigest("sha256", sk, "ak=%s&time=%d" % (ak, t))
 
 
