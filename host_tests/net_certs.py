@@ -1,5 +1,7 @@
 """The network tests' certificates: a test CA, an unrelated CA and a server certificate for
-localhost signed by the test CA (netfixtures.py makes them once per run)."""
+localhost signed by the test CA; for the failures, one for localhost signed by the test CA that
+expired yesterday, and one for localhost that signs itself (netfixtures.py makes them once per
+run)."""
 
 import datetime
 
@@ -47,24 +49,37 @@ def make_pki(files, pki):
 
     ca_key, ca_cert = ca("fota test CA")
     _, wrong_cert = ca("fota wrong CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(name("localhost"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+
+    def leaf(key, issuer, issuer_key, not_after):
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name("localhost"))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=2))
+            .not_valid_after(not_after)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(issuer_key, hashes.SHA256())
+        )
+
     der = serialization.Encoding.DER
     pem = serialization.Encoding.PEM
     (files / "ca.der").write_bytes(ca_cert.public_bytes(der))
     (files / "wrong-ca.der").write_bytes(wrong_cert.public_bytes(der))
-    (pki / "server.pem").write_bytes(leaf.public_bytes(pem) + ca_cert.public_bytes(pem))
-    (pki / "server.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    month = now + datetime.timedelta(days=30)
+    yesterday = now - datetime.timedelta(days=1)
+    self_key = ec.generate_private_key(ec.SECP256R1())
+    for stem, cert_key, issuer, issuer_key, not_after, chain in (
+        ("server", None, ca_cert.subject, ca_key, month, True),
+        ("expired", None, ca_cert.subject, ca_key, yesterday, True),
+        ("self-signed", self_key, name("localhost"), self_key, month, False),
+    ):
+        key = cert_key or ec.generate_private_key(ec.SECP256R1())
+        cert = leaf(key, issuer, issuer_key, not_after)
+        extra = ca_cert.public_bytes(pem) if chain else b""
+        (pki / (stem + ".pem")).write_bytes(cert.public_bytes(pem) + extra)
+        (pki / (stem + ".key")).write_bytes(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )

@@ -25,6 +25,9 @@ FOTA_TEST_NGINX_TLS  https://localhost:PORT  the same files over TLS; the certif
                      DNS:localhost, signed by ca.der (so https://127.0.0.1:PORT must fail the host
                      name check). Also:
                        /to-plain/PATH      302 to FOTA_TEST_NGINX/PATH (https -> http redirect)
+FOTA_TEST_TLS_EXPIRED      https://localhost:PORT  the files, with a certificate for localhost
+                           signed by ca.der that expired yesterday
+FOTA_TEST_TLS_SELF_SIGNED  https://localhost:PORT  the files, with a self-signed certificate
 FOTA_TEST_HTTP       http://127.0.0.1:PORT   the fault-injecting server (net_faultserver.py).
 FOTA_TEST_HTTPS      https://localhost:PORT  the same fault-injecting server over TLS (the same
                      certificate as nginx's, signed by ca.der), e.g. a stall or a drop under TLS.
@@ -70,6 +73,8 @@ ENV_NAMES = (
     "FOTA_TEST_FILES",
     "FOTA_TEST_NGINX",
     "FOTA_TEST_NGINX_TLS",
+    "FOTA_TEST_TLS_EXPIRED",
+    "FOTA_TEST_TLS_SELF_SIGNED",
     "FOTA_TEST_HTTP",
     "FOTA_TEST_HTTPS",
     "FOTA_TEST_ONENET",
@@ -126,12 +131,14 @@ def _start_all():
     _state["fault"] = (fault, fault_tls)
     for server in (fault, fault_tls):
         threading.Thread(target=server.serve_forever, name="fota-fault", daemon=True).start()
-    server = nginx.Nginx(nginx_servers(files, pki), nports=2)
+    server = nginx.Nginx(nginx_servers(files, pki), nports=4)
     _state["nginx"] = server
-    plain, tls = server.start()
+    plain, tls, expired, self_signed = server.start()
     os.environ["FOTA_TEST_FILES"] = str(files)
     os.environ["FOTA_TEST_NGINX"] = "http://127.0.0.1:%d" % plain
     os.environ["FOTA_TEST_NGINX_TLS"] = "https://localhost:%d" % tls
+    os.environ["FOTA_TEST_TLS_EXPIRED"] = "https://localhost:%d" % expired
+    os.environ["FOTA_TEST_TLS_SELF_SIGNED"] = "https://localhost:%d" % self_signed
     os.environ["FOTA_TEST_HTTP"] = fault.base_url
     os.environ["FOTA_TEST_HTTPS"] = fault_tls.base_url
     _start_emulators(pki)

@@ -624,6 +624,15 @@ def test_https_with_a_wrong_host_name_fails():
     assert "TLS verification" in exc.message and "127.0.0.1" in exc.message
 
 
+def test_https_with_an_expired_or_self_signed_certificate_fails():
+    for env in ("FOTA_TEST_TLS_EXPIRED", "FOTA_TEST_TLS_SELF_SIGNED"):
+        client = http.Client(ca=_ca())
+        exc = fails(DOWNLOAD, _get, client, _env(env) + "/small.bin")
+        assert "TLS verification" in exc.message, (env, exc.message)
+    # the same servers' files are fine over the verified server: the certificate is the fault
+    assert _get(http.Client(ca=_ca()), _env("FOTA_TEST_NGINX_TLS") + "/small.bin").status == 200
+
+
 def test_https_without_a_ca_is_a_config_error():
     client = http.Client(allow_http=True)
     exc = fails(CONFIG, _get, client, _env("FOTA_TEST_NGINX_TLS") + "/small.bin")
