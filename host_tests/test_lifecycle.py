@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import espidf
+import fsimage
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,9 @@ if esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_1":
 """
 
 
+INSTALLED = ("/ota.json", "/board.json", "/boot.py", "/main.py")
+
+
 def _control(base, name, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
@@ -79,6 +83,7 @@ class Board:
             cmd += ["--put", "%s:%s" % (src, dst)]
         made = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
         assert made.returncode == 0, made.stderr
+        self.output = ""  # everything the board printed, every boot
 
     def publish(self, image=True):
         body = {"image": str(self.image) if image else None, "version": "2.0.0"}
@@ -91,6 +96,7 @@ class Board:
             capture_output=True, text=True, timeout=TIMEOUT_S, env=env,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        self.output += proc.stdout + proc.stderr
         events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         for e in events:
             assert e["event"] not in ("crash", "error") or e.get("stage") != "start", e
@@ -101,6 +107,19 @@ class Board:
                              capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
+
+    def written_files(self):
+        """{path: bytes} of every file on the board's file system but those `create` installed
+        (the agent's code, boot.py, main.py, the board profile and the config)."""
+        vfs = self.inspect()["vfs"]
+        image = (self.dir / "flash.bin").read_bytes()
+        start = int(vfs["offset"], 16)
+        fs = image[start : start + vfs["size"]]
+        return {
+            f["path"]: fsimage.read_file(fs, f["path"])
+            for f in vfs["files"]
+            if f["path"] not in INSTALLED and not f["path"].startswith("/lib/")
+        }
 
     def log(self):
         return _control(self.base, "log")
@@ -141,6 +160,12 @@ def _failure_reports(cloud, log):
     return out
 
 
+def _secrets(cloud):
+    """The config's secrets for the cloud, and the Wi-Fi password."""
+    names = ("key", "sk", "device_secret", "token")
+    return [v for k, v in SECTIONS[cloud].items() if k in names] + ["secret-wifi"]
+
+
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
 def test_update_confirm_and_report(tmp_path, cloud):
     board = Board(tmp_path, cloud)
@@ -150,6 +175,12 @@ def test_update_confirm_and_report(tmp_path, cloud):
     order = ["offer", "start", "verified", "activated", "reset", "confirmed", "reported", "idle"]
     positions = [kinds.index(k) for k in order]
     assert positions == sorted(positions), kinds
+    # no secret of the config in anything the board printed or any file the agent wrote
+    written = board.written_files()
+    assert "/fota.state" in written
+    for secret in _secrets(cloud):
+        assert secret not in board.output, secret
+        assert all(secret.encode() not in data for data in written.values()), secret
     boots = [e for e in events if e["event"] == "boot" and "slot" in e]
     assert [(b["slot"], b["version"], b["state"]) for b in boots] == [
         ("ota_0", "1.0.0", "VALID"),
