@@ -29,6 +29,12 @@ def _call(name):
     return "none" if name == "poll" else None
 
 
+def run(path, root):
+    """The start phase: a checked config that polls without waiting."""
+    calls.append("start")
+    return {"poll_s": 0, "version": "1.0.0", "cloud": "fake"}
+
+
 def settle(cfg, clock):
     return _call("settle")
 

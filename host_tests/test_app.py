@@ -64,7 +64,7 @@ def _run(waits, hungry=(), broken=(), buggy=()):
     listener = events.subscribe(lambda kind, info: seen.append((kind, info)))
     try:
         with _Modules():
-            agent.loop(CFG, _Clock(waits), step=_fake_step)
+            agent.loop(dict(CFG), _Clock(waits), step=_fake_step)
     except _Stop:
         pass
     finally:
@@ -166,3 +166,50 @@ def test_the_mcu_hook_outlives_the_phases():
             assert again._hook() is hook
         finally:
             fileslot.set_hook(None)
+
+
+def test_poll_is_one_turn_for_an_application_with_its_own_loop():
+    fakephases.reset()
+    fakephases.hungry.update({3})
+    cfg = dict(CFG)
+    seen = []
+    listener = agent.on_event(lambda kind, info: seen.append(kind))
+    try:
+        with _Modules():
+            first = agent.poll(cfg, FakeClock(), step=_fake_step)  # settle and check
+            second = agent.poll(cfg, FakeClock(), step=_fake_step)  # the check runs out of heap
+            third = agent.poll(cfg, FakeClock(), step=_fake_step)
+    finally:
+        events.unsubscribe(listener)
+    assert fakephases.calls == ["settle", "poll", "poll", "poll"]
+    assert 540 <= first <= 660 and second == 30 and 540 <= third <= 660
+    assert [k for k in seen if k in ("idle", "backoff")] == ["idle", "backoff", "idle"]
+
+
+def test_the_agent_task_runs_beside_the_applications_tasks():
+    import asyncio
+
+    fakephases.reset()
+    story = []
+
+    async def application():
+        for _ in range(6):
+            story.append("app")
+            await asyncio.sleep(0)
+
+    async def main():
+        agent_task = asyncio.create_task(agent.task(step=_fake_step))
+        await application()
+        agent_task.cancel()
+
+    listener = events.subscribe(lambda kind, info: story.append(kind))
+    try:
+        with _Modules():
+            asyncio.run(main())
+    finally:
+        events.unsubscribe(listener)
+    turns = [k for k in story if k in ("app", "idle")]
+    assert turns.count("app") == 6 and turns.count("idle") >= 3, story
+    # the two take turns: no stretch of agent turns without the application in between
+    assert "idle,idle" not in ",".join(turns), turns
+    assert fakephases.calls[:3] == ["start", "settle", "poll"]

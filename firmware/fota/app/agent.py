@@ -79,40 +79,96 @@ def _jittered(seconds):
     return seconds - spread + int.from_bytes(os.urandom(2), "big") % (2 * spread + 1)
 
 
+def poll(cfg, clock=None, step=guarded):
+    """One turn of the agent, for an application with a loop of its own: the settlement after a
+    boot until it has gone through, then one check (which may download, verify, activate and
+    reset). -> the seconds to wait before the next turn: poll_s with jitter after an idle event,
+    or a backoff after a failure. cfg: what start() returned. Never raises."""
+    if clock is None:
+        import time as clock
+    if not cfg.get("settled"):
+        cfg["settled"] = step("settle", _CYCLE, "settle", cfg, clock) != NO_MEMORY
+    result = step("check", _CYCLE, "poll", cfg, clock) if cfg["settled"] else NO_MEMORY
+    if result == "failed" or result == NO_MEMORY:
+        failures = cfg["failures"] = cfg.get("failures", 0) + 1
+        delay = min(_BACKOFF_S << min(failures - 1, _MAX_SHIFT), cfg["poll_s"])
+        events.emit("backoff", {"sleep_s": delay, "failures": failures})
+        return delay
+    cfg["failures"] = 0
+    delay = _jittered(cfg["poll_s"])
+    gc.collect()
+    heap = gc.mem_alloc() if hasattr(gc, "mem_alloc") else None  # None on CPython
+    events.emit("idle", {"sleep_s": delay, "heap": heap})
+    return delay
+
+
 def loop(cfg, clock, step=guarded):
     """Settle, then poll forever. step(stage, module, fn, cfg, clock) runs one phase."""
-    settled = step("settle", _CYCLE, "settle", cfg, clock) != NO_MEMORY
-    failures = 0
-    poll_s = cfg["poll_s"]
     while True:
-        result = step("check", _CYCLE, "poll", cfg, clock) if settled else NO_MEMORY
-        if result == "failed" or result == NO_MEMORY:
-            failures += 1
-            delay = min(_BACKOFF_S << min(failures - 1, _MAX_SHIFT), poll_s)
-            events.emit("backoff", {"sleep_s": delay, "failures": failures})
-        else:
-            failures = 0
-            delay = _jittered(poll_s)
-            gc.collect()
-            heap = gc.mem_alloc() if hasattr(gc, "mem_alloc") else None  # None on CPython
-            events.emit("idle", {"sleep_s": delay, "heap": heap})
+        delay = poll(cfg, clock, step)
         # whole seconds: a poll_s beyond the port's small ints must not overflow the ticks
         while delay > 0:
             n = delay if delay < 3600 else 3600
             clock.sleep_ms(n * 1000)
             delay -= n
-        if not settled:
-            settled = step("settle", _CYCLE, "settle", cfg, clock) != NO_MEMORY
+
+
+async def task(path="/ota.json", root="/", step=guarded):
+    """The agent as an asyncio task beside the application's own:
+    asyncio.create_task(agent.task()). Each turn (settlement, check, download) runs between two
+    of the application's awaits; the waits between turns are asyncio sleeps."""
+    import asyncio
+
+    cfg = start(path, root, step)
+    while cfg is not None:
+        delay = poll(cfg, None, step)
+        while True:  # at least one await per turn, even with no wait
+            n = delay if delay < 3600 else 3600
+            await asyncio.sleep(n)
+            delay -= n
+            if delay <= 0:
+                break
+
+
+def start(path="/ota.json", root="/", step=guarded):
+    """Check /ota.json and /board.json once: -> the config for poll(), or None after an error
+    event (the agent cannot run with that config)."""
+    cfg = step("start", "fota.app.boot", "run", path, root)
+    if not isinstance(cfg, dict):
+        return None
+    events.emit("agent", {"version": cfg["version"], "cloud": cfg["cloud"]})
+    return cfg
+
+
+def health_check(fn):
+    """Register the application's health check, fn() -> True when the application does its
+    job. After a new image boots, the agent runs it (after its own: network and cloud) before
+    confirming the image; False or an exception leaves the image unconfirmed, and the next reset
+    goes back to the previous one, which reports the failure."""
+    import fota  # kept loaded between the phases
+
+    fota.health = fn
+
+
+def mcu_hook(fn):
+    """Register fn(path, size, version) -> True when an attached MCU took its image (MXCHIP's
+    "mcu" files): see fota.slots.fileslot."""
+    import fota
+
+    fota.mcu_hook = fn
+
+
+on_event = events.subscribe  # on_event(fn): fn(kind, info) for every event, info a plain dict
 
 
 def main(path="/ota.json", root="/", clock=None):
-    """The boot-time entry point (main.py). Never raises: the board keeps running its app."""
+    """The blocking entry point: start, then settle and poll forever. Never raises: the board
+    keeps running its app."""
     if clock is None:
         import time as clock
     try:
-        cfg = guarded("start", "fota.app.boot", "run", path, root)
-        if isinstance(cfg, dict):
-            events.emit("agent", {"version": cfg["version"], "cloud": cfg["cloud"]})
+        cfg = start(path, root)
+        if cfg is not None:
             loop(cfg, clock)
     except Exception as exc:  # a bug in the agent must not take the board's REPL with it
         events.emit("error", {"stage": "start", "reason": "internal", "error": repr(exc)})

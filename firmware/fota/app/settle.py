@@ -6,7 +6,8 @@ from fota.core.errors import OTAError
 
 
 def healthy(cycle):
-    """The new image's health check: the network is up and the cloud answers a check."""
+    """The new image's health check: the network is up, the cloud answers a check, and the
+    application's own check (if it registered one) passes."""
     if not cycle.board.network_up(cycle.cfg.get("wifi"), cycle.clock):
         cycle.emit("health", {"ok": False, "error": "network down"})
         return False
@@ -15,6 +16,17 @@ def healthy(cycle):
     except OTAError as exc:
         cycle.emit("health", {"ok": False, "error": exc.message})
         return False
+    import fota
+
+    app = fota.health  # the application's own (fota.app.agent.health_check)
+    if app is not None:
+        try:
+            error = None if app() else "the application's health check failed"
+        except Exception as exc:
+            error = "the application's health check raised %r" % (exc,)
+        if error:
+            cycle.emit("health", {"ok": False, "error": error})
+            return False
     cycle.emit("health", {"ok": True})
     return True
 
