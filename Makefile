@@ -87,26 +87,30 @@ demo: $(READY) $(I386)
 PORT ?=
 FIRMWARE ?=
 .PHONY: deploy flash
+# BOARD and CONFIG have no defaults: a board must get its own profile and its own config.
+# deploy refuses a board whose /board.json names another board unless REPLACE_BOARD=1.
 deploy: $(READY)
-	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32] [CONFIG=ota.json]" >&2; exit 1; }
-	$(BIN)/python tools/deploy.py deploy $(PORT) --board $(BOARD) --config $(CONFIG) \
-		$(foreach p,$(PUT),--put $(p))
+	@$(BIN)/python tools/deploy.py deploy $(PORT) $(if $(BOARD),--board $(BOARD)) \
+		$(if $(CONFIG),--config $(CONFIG)) $(foreach p,$(PUT),--put $(p)) \
+		$(if $(filter 1,$(REPLACE_BOARD)),--replace-board)
 
 flash: $(READY)
-	@test -n "$(PORT)" -a -n "$(FIRMWARE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC-OTA.bin [BOARD=esp32]" >&2; exit 1; }
-	$(BIN)/python tools/deploy.py flash $(PORT) --firmware $(FIRMWARE) --board $(BOARD)
+	@$(BIN)/python tools/deploy.py flash $(PORT) $(if $(FIRMWARE),--firmware $(FIRMWARE)) \
+		$(if $(BOARD),--board $(BOARD))
 
 # A LittleFS image of the agent (.mpy) and CONFIG for BOARD's vfs partition, written to
 # .build/fsimage-BOARD.bin; it prints the esptool command that flashes it. PUT="SRC:DST ..." adds
 # files (a CA certificate, say). `tools/vboard.py write-flash DIR VFS_OFFSET IMAGE` boots it on a
 # virtual board.
-BOARD ?= esp32
-CONFIG ?= tools/ota.example.json
+BOARD ?=
+CONFIG ?=
 PUT ?=
+REPLACE_BOARD ?=
 .PHONY: fsimage
 fsimage: $(READY)
-	$(BIN)/python tools/fsimage.py --board $(BOARD) --config $(CONFIG) \
-		$(foreach p,$(PUT),--put $(p)) -o $(BUILD)/fsimage-$(BOARD).bin
+	@$(BIN)/python tools/fsimage.py $(if $(BOARD),--board $(BOARD)) \
+		$(if $(CONFIG),--config $(CONFIG)) $(foreach p,$(PUT),--put $(p)) \
+		-o $(BUILD)/fsimage-$(or $(BOARD),none).bin
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
