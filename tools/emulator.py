@@ -86,7 +86,9 @@ Control API (JSON, no auth, never recorded; errors are 400 {"error": message})
                           "range": header | null, "endpoint", "fault": kind | null}, ...]
   POST /_emu/reset       {"image": "/abs/path" | null, "version": "2.0.0", ...options}
                          -> the new state. Clears the log, faults, clock offset and task; an
-                         absent image/version keeps the current one; null means "no update".
+                         absent image/version keeps the current one; null means "no update";
+                         "any_version": true serves an app image whose descriptor names
+                         another version (refused otherwise, as at the start).
                          Options not given take the start defaults:
                            onenet*: type 1|2 (FOTA f_version | SOTA s_version), package_type
                              1 full|2 diff, diff_from (base version of a diff), state (the
