@@ -247,3 +247,26 @@ def test_flash_erases_then_writes_at_the_chips_bootloader_offset(tmp_path):
     assert s3.splitlines()[1].endswith("write-flash -z 0x0 %s" % fw)
     missing = _run(DEPLOY, "flash", "/dev/ttyUSB0", "--firmware", tmp_path / "none.bin")
     assert missing.returncode == 1 and "no such firmware file" in missing.stderr
+
+
+def test_check_board_says_what_it_replaces_and_refuses_another_board_or_no_profile():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import deploy
+
+    import boards
+
+    esp32 = boards.load("esp32")
+    same = boards.dumps(esp32).encode()
+    assert deploy.check_board(esp32, None, False) is None  # no /board.json yet
+    assert deploy.check_board(esp32, same, False) is None  # the same profile: nothing to say
+    older = dict(json.loads(same), chunk=1024)
+    note = deploy.check_board(esp32, json.dumps(older).encode(), False)
+    assert note == "the board's /board.json (esp32) is updated to this checkout's"
+    for current, what in ((boards.dumps(boards.load("esp32s3")).encode(), "the esp32s3 profile"),
+                          (b"{not json", "a /board.json that is not a board profile"),
+                          (b"[1]", "a /board.json that is not a board profile")):  # fmt: skip
+        with pytest.raises(deploy.DeployError, match="holds %s, not esp32" % what):
+            deploy.check_board(esp32, current, False)
+        assert deploy.check_board(esp32, current, True) == (
+            "replacing %s with the esp32 profile (--replace-board)" % what
+        )
