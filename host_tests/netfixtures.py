@@ -92,7 +92,6 @@ EMULATORS = (
     ("FOTA_TEST_MXCHIP", "mxchip", False),
     ("FOTA_TEST_ALIYUN", "aliyun", False),
 )
-APT_HINT = "nginx is required for the network tests: run `apt-get install -y nginx`"
 
 _state = {}
 
@@ -105,8 +104,8 @@ def pytest_configure(config):
         return
     try:
         nginx.binary()  # before anything starts: fail loudly with the fix
-    except nginx.NginxError:
-        raise pytest.UsageError(APT_HINT) from None
+    except nginx.NginxError as exc:
+        raise pytest.UsageError("the network tests need nginx: %s" % exc) from None
     try:
         _start_all()
     except nginx.NginxError as exc:

@@ -150,6 +150,36 @@ def test_main_without_a_config_is_one_error_event_and_returns():
     assert "cannot read" in info["error"]
 
 
+def test_a_ca_the_agent_cannot_use_stops_it_at_start_with_one_error_event():
+    import json
+
+    from dual import rmtree, tmpdir
+
+    tmp = tmpdir()
+    cfg = {
+        "cloud": "onenet",
+        "server": "https://ota.heclouds.com",
+        "ca": tmp + "/ca.der",
+        "onenet": {"product_id": "1", "device_id": "2", "key": "a2V5"},
+    }
+    seen = []
+    listener = events.subscribe(lambda kind, info: seen.append((kind, info)))
+    try:
+        with open(tmp + "/ota.json", "w") as f:
+            json.dump(cfg, f)
+        with open(tmp + "/ca.der", "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\n")
+        with _Modules():
+            agent.main(tmp + "/ota.json", tmp + "/", _Clock(1))  # returns: no poll loop
+    finally:
+        events.unsubscribe(listener)
+        rmtree(tmp)
+    assert [kind for kind, info in seen] == ["error"]
+    info = seen[0][1]
+    assert (info["stage"], info["reason"]) == ("start", errors.CONFIG)
+    assert info["error"] == "ota.json: ca: %s/ca.der is not a DER certificate (PEM?)" % tmp
+
+
 def test_the_mcu_hook_outlives_the_phases():
     from fota.slots import fileslot
 

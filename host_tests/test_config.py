@@ -10,6 +10,7 @@ RUN_ON_MICROPYTHON = True
 ONENET = {
     "cloud": "onenet",
     "server": "https://ota.heclouds.com",
+    "ca": "/certs/ca.der",
     "onenet": {"product_id": "123123", "device_id": "522747162", "key": "a2V5"},
 }
 
@@ -64,7 +65,12 @@ def test_required_values():
     raw = _with(cloud="onenet-fuse")
     assert "onenet.device_name" in _error(raw)
     assert "sagoo.ak is required" in _error(
-        {"cloud": "sagoo", "server": "https://x", "sagoo": {"device_key": "d", "sk": "s"}}
+        {
+            "cloud": "sagoo",
+            "server": "https://x",
+            "ca": "c",
+            "sagoo": {"device_key": "d", "sk": "s"},
+        }
     )
 
 
@@ -88,9 +94,62 @@ def test_load_reads_the_file_and_reports_bad_json():
         assert "cannot read" in fails(CONFIG, config.load, tmp + "/none.json").message
         import json
 
+        with open(tmp + "/ca.der", "wb") as f:
+            f.write(b"\x30\x82\x01\x0a")
         with open(path, "w") as f:
-            json.dump(ONENET, f)
+            json.dump(_with(ca=tmp + "/ca.der"), f)
         assert config.load(path)["cloud"] == "onenet"
+    finally:
+        rmtree(tmp)
+
+
+def test_values_a_cloud_would_refuse_later_are_refused_at_start():
+    for section, key, good, bad in (
+        ("onenet", "method", "sha256", "sha512"),
+        ("onenet", "range", "bare", "Bare"),
+        ("sagoo", "body", "flat", "wrapped"),
+        ("aliyun", "sign_method", "hmacmd5", "hmacsha256"),
+    ):
+        raw = _with()
+        raw["sagoo"] = {"device_key": "d", "ak": "a", "sk": "s"}
+        raw["aliyun"] = {"product_key": "p", "device_name": "n", "device_secret": "s"}
+        raw[section][key] = good
+        config.validate(raw)
+        raw[section][key] = bad
+        assert _error(raw).startswith("ota.json: %s.%s must be one of " % (section, key))
+        assert good in _error(raw)
+
+
+def test_https_needs_a_ca():
+    assert _error(_with(ca=None)) == (
+        "ota.json: server is https: set ca to its CA certificate (DER)"
+    )
+    assert "ca" not in config.validate(_with(ca=None, server="http://x", allow_http=True))
+
+
+def test_a_ca_file_that_is_missing_unreadable_or_pem_is_a_config_error_at_load():
+    import json
+
+    tmp = tmpdir()
+    try:
+        path = tmp + "/ota.json"
+        for name, data, says in (
+            ("none.der", None, "cannot read"),
+            ("empty.der", b"", "is not a DER certificate"),
+            ("ca.pem", b"-----BEGIN CERTIFICATE-----\nMIIB\n", "is not a DER certificate"),
+        ):
+            ca = tmp + "/" + name
+            if data is not None:
+                with open(ca, "wb") as f:
+                    f.write(data)
+            with open(path, "w") as f:
+                json.dump(_with(ca=ca), f)
+            message = fails(CONFIG, config.load, path).message
+            assert message.startswith("ota.json: ca: ") and ca in message and says in message
+        # a folder where the file should be: cannot be read either
+        with open(path, "w") as f:
+            json.dump(_with(ca=tmp), f)
+        assert "cannot read" in fails(CONFIG, config.load, path).message
     finally:
         rmtree(tmp)
 

@@ -300,7 +300,7 @@ def test_cli_serves_until_terminated(image_path):
     try:
         info_ = json.loads(_readline(proc, 20))
         assert info_["cloud"] == "onenet" and info_["product_id"] == "123123"
-        assert info_["access_key"] == KEY and info_["dev_id"] == "522747162"
+        assert info_["key"] == KEY and info_["device_id"] == "522747162"
         assert info_["control"] == info_["url"] + "/_emu"
         api = Api(info_["url"])
         assert check(api)["data"]["size"] == N
@@ -313,9 +313,10 @@ def test_cli_serves_until_terminated(image_path):
 def test_cli_serves_mxchip_and_aliyun(images):
     wifi, mcu = images
     runs = (
-        ["mxchip", "--image", wifi, "--version", "2.0"]
+        ["mxchip", "--image", wifi, "--version", "2.0", "--port", "0"]
         + ["--mcu-image", mcu, "--mcu-version", "1"],
-        ["aliyun", "--image", wifi, "--version", "2.0.0", "--token-lifetime-s", "60"],
+        ["aliyun", "--image", wifi, "--version", "2.0.0", "--token-lifetime-s", "60"]
+        + ["--port", "0"],
     )
     procs = [
         subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -364,3 +365,118 @@ def test_cli_port_in_use(image_path):
         args = ["sagoo", "--image", image_path, "--version", "1", "--port", port]
         proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and proc.stderr.startswith("emulator: cannot listen")
+
+
+# -- a real board on the network ------------------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _app_image(tmp_path, version):
+    import espidf
+
+    path = tmp_path / ("app-%s.bin" % version)
+    path.write_bytes(espidf.make_app_image(version, size=20000))
+    return str(path)
+
+
+def test_cli_port_is_fixed_and_a_wildcard_host_is_never_advertised(tmp_path):
+    import emulator
+
+    args = emulator._parser().parse_args(["sagoo", "--image", "x", "--version", "1"])
+    assert args.port == 8080 and args.host == "127.0.0.1"  # the same URL at every start
+    port = _free_port()
+    proc = subprocess.Popen(
+        CLI + ["onenet", "--image", _app_image(tmp_path, "2.0.0"), "--version", "2.0.0"]
+        + ["--host", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        first = json.loads(_readline(proc, 20))
+        url = urlsplit(first["url"])
+        assert url.port == port and url.hostname not in ("0.0.0.0", "")
+        assert url.hostname == emu.server.advertised("0.0.0.0")
+        assert first["control"] == first["url"] + "/_emu"
+        # reachable on loopback too, since it listens on every address
+        assert check(Api("http://127.0.0.1:%d" % port))["data"]["size"] == 20000
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    with emu.start("sagoo", host="0.0.0.0", url_host="board-host.lan") as server:
+        assert server.url == "http://board-host.lan:%d" % urlsplit(server.url).port
+
+
+def test_cli_prints_one_line_per_device_request(tmp_path):
+    proc = subprocess.Popen(
+        CLI + ["onenet", "--image", _app_image(tmp_path, "2.0.0"), "--version", "2.0.0"]
+        + ["--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        api = Api(json.loads(_readline(proc, 20))["url"])
+        tok = check(api)["data"]["token"]
+        api.request("GET", "/ota/south/download/" + tok, headers={"Range": "bytes=0-9"})
+        api.request("GET", "/nowhere")
+        api.ctl("state")  # control requests are not device requests: no line
+    finally:
+        # a request's line is printed on the server's loop before its stop runs there
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 3, out
+    assert lines[0]["request"].startswith("GET /ota/south/check?dev_id=522747162&")
+    assert (lines[0]["endpoint"], lines[0]["status"], lines[0]["fault"]) == ("check", 200, None)
+    assert lines[1] == {"request": "GET /ota/south/download/" + tok, "endpoint": "download",
+                        "status": 206, "range": "bytes=0-9", "fault": None}  # fmt: skip
+    assert lines[2]["request"] == "GET /nowhere" and lines[2]["status"] == 404
+
+
+@pytest.mark.parametrize("cloud", sorted(emu.CLOUDS))
+def test_the_printed_config_is_one_the_agent_accepts_with_the_emulators_credentials(cloud):
+    from fota.app import config
+
+    with emu.start(cloud) as server:
+        info_ = server.info()
+    cfg = config.validate(info_["config"])  # the agent's own start-up check
+    assert cfg["server"] == server.url and cfg["allow_http"] is True
+    section = cfg["cloud_row"][3]
+    for key, value in info_["config"][section].items():
+        if not (cloud == "onenet-fuse" and key == "key"):
+            assert info_[key] == value  # the credential goes by the config's key name
+    if cloud == "onenet":
+        assert {"product_id", "device_id", "key"} <= set(info_)
+        assert "dev_id" not in info_ and "access_key" not in info_
+
+
+def test_an_image_whose_app_descriptor_names_another_version_is_refused(tmp_path):
+    old = _app_image(tmp_path, "1.0.0")
+    args = ["sagoo", "--image", old, "--version", "2.0.0", "--port", "0"]
+    proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("emulator: image %s: its app descriptor says version 1.0.0, "
+                                  "not 2.0.0" % old)  # fmt: skip
+    with emu.start("sagoo", image=_app_image(tmp_path, "2.0.0"), version="2.0.0") as server:
+        api = Api(server.url)
+        error = api.ctl_error("reset", {"image": old, "version": "2.0.0"})  # 400, no change
+        assert "its app descriptor says version 1.0.0, not 2.0.0" in error
+        assert api.ctl("state")["image"]["version"] == "2.0.0"
+        assert api.reset(image=old, version="2.0.0", any_version=True)["image"]["path"] == old
+    # a file that is no app image (an MCU's) is served as it is
+    with emu.start("sagoo", image=__file__, version="7") as server:
+        assert Api(server.url).ctl("state")["image"]["version"] == "7"
+
+
+def test_help_texts_cite_no_document_the_user_does_not_have():
+    for cloud in [None, *sorted(emu.CLOUDS)]:
+        argv = CLI + ([cloud] if cloud else []) + ["--help"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        text = proc.stdout.lower()
+        for word in ("seed", "protocols", ".md", "docstring", "toolchain-notes"):
+            assert word not in text, (cloud, word)
+    top = subprocess.run(CLI + ["--help"], capture_output=True, text=True, timeout=30).stdout
+    assert "onenet-fuse" in top and "-o FILE" in top  # the clouds and how to make an image

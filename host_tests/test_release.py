@@ -73,3 +73,44 @@ def _corrupt(image):
     data = bytearray(image)
     data[1000] ^= 0x40
     return bytes(data)
+
+
+APPIMAGE = ROOT / "tools" / "appimage.py"
+
+
+def appimage(*args):
+    return subprocess.run([sys.executable, str(APPIMAGE), *map(str, args)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+@pytest.mark.parametrize(("chip", "size", "length"), [("esp32", "1500000", 1500000),
+                                                      ("esp32c3", "64k", 65536),
+                                                      ("esp32s3", "608", 608)])  # fmt: skip
+def test_appimage_makes_a_valid_image_of_the_version_and_exact_size(tmp_path, chip, size, length):
+    out = tmp_path / "app.bin"
+    proc = appimage("--version", "3.4.5", "--size", size, "--chip", chip, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    data = out.read_bytes()
+    assert len(data) == length == printed["size"]
+    assert printed["md5"] == hashlib.md5(data).hexdigest()
+    assert (printed["version"], printed["chip"]) == ("3.4.5", chip)
+    again = release(out, "--chip", chip, "--version", "3.4.5")  # what a cloud is told
+    assert again.returncode == 0 and json.loads(again.stdout) == printed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--version", "1.0.0", "--size", "1001"], "--size must be a multiple of 16"),
+        (["--version", "1.0.0", "--size", "592"], "at least 608 bytes"),
+        (["--version", "1.0.0", "--size", "lots"], "--size: not a size"),
+        (["--version", "x" * 32, "--size", "4096"], "1 to 31 bytes"),
+        (["--version", "1.0.0", "--size", "4096", "--chip", "esp8266"], "unknown chip"),
+    ],
+)
+def test_appimage_refuses_what_it_cannot_make_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "app.bin"
+    proc = appimage(*args, "-o", out)
+    assert proc.returncode == 1 and proc.stderr.startswith("appimage: ") and message in proc.stderr
+    assert not out.exists()

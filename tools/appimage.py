@@ -1,4 +1,15 @@
-"""What an ESP32-family app image says about itself, checked the way esptool checks it.
+"""What an ESP32-family app image says about itself, checked the way esptool checks it; and
+test images of a given version and size.
+
+    python tools/appimage.py --version 2.0.0 --size 1500000 [--chip esp32] [--project NAME]
+                             -o app-2.0.0.bin
+
+writes a valid app image (header, two segments, checksum, appended SHA-256; its app descriptor
+names VERSION) of exactly SIZE bytes (a multiple of 16, as every ESP32 image is; 64k and 1m
+work too), checks it as tools/release.py does and prints the same JSON: size, md5, sha256,
+version ..., what a cloud's console asks for. Its code does nothing: on a real board it passes
+the bootloader's and the agent's checks, then fails to run, so the bootloader rolls back; use
+your own firmware to see an update succeed. Errors: `appimage: message`, exit status 1.
 
 describe(data) reads esp_image_header_t (magic 0xE9, chip id), the app descriptor
 (esp_app_desc_t, magic 0xABCD5432, at the start of the first segment: version, project, build
@@ -7,7 +18,14 @@ time and date, IDF version, secure version), and verifies the image with esptool
 """
 
 import hashlib
+import json
 import struct
+import sys
+from pathlib import Path
+
+import cli
+
+TOOLS = Path(__file__).resolve().parent
 
 IMAGE_MAGIC = 0xE9
 APP_DESC_MAGIC = 0xABCD5432
@@ -131,3 +149,75 @@ def describe(data, chip=None):
         out["error"] = "image is for %s (chip id %d), not %s" % (names[chip_id], chip_id, chip)
     out["valid"] = out["error"] is None
     return out
+
+
+class AppImageError(cli.ToolError):
+    pass
+
+
+def make(version, size, chip="esp32", project="fota-test"):
+    """The bytes of a valid app image of `version`, exactly `size` bytes (a multiple of 16)."""
+    if str(TOOLS / "devices") not in sys.path:
+        sys.path.append(str(TOOLS / "devices"))
+    import espidf
+
+    if chip not in espidf.CHIP_IDS:
+        raise AppImageError("unknown chip %r (known: %s)" % (chip, ", ".join(espidf.CHIP_IDS)))
+    if not 0 < len(version.encode()) <= 31:
+        raise AppImageError("the version must be 1 to 31 bytes (esp_app_desc_t.version)")
+    if len(project.encode()) > 31:
+        raise AppImageError("the project name must be at most 31 bytes")
+    if size % 16 or size < _MIN_SIZE:
+        raise AppImageError(
+            "--size must be a multiple of 16 and at least %d bytes, not %d" % (_MIN_SIZE, size)
+        )
+    data = espidf.make_app_image(version, chip, size=size, project=project)
+    if len(data) != size:  # the layout above makes it exact; never hand out another size
+        raise AppImageError("made %d bytes instead of %d" % (len(data), size))
+    return data
+
+
+# header 24, two segment headers 16, the descriptor's segment 512, 4 bytes of code, checksum
+# and padding up to 16, the appended SHA-256 32
+_MIN_SIZE = 608
+
+
+def main(argv=None):
+    import release
+
+    import boards
+
+    parser = cli.Parser(
+        prog="appimage",
+        description="Make a valid ESP32-family app image of a given version and size, for "
+        "testing updates, and print its size, digests and version as JSON.",
+    )
+    parser.add_argument("--version", required=True, help="the app descriptor's version")
+    parser.add_argument(
+        "--size", required=True, help="bytes, a multiple of 16 (e.g. 1500000, 64k, 1m)"
+    )
+    parser.add_argument("--chip", default="esp32", help="esp32 (default), esp32c3, esp32s3 ...")
+    parser.add_argument("--project", default="fota-test", help="the app descriptor's project")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="image to write")
+    args = parser.parse_args(argv)
+    try:
+        size = boards.parse_size(args.size)
+    except ValueError as exc:
+        raise AppImageError("--size: %s" % exc) from None
+    data = make(args.version, size, args.chip, args.project)
+    out = Path(args.output)
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise AppImageError("cannot write %s: %s" % (out, exc.strerror or exc)) from None
+    try:
+        meta = release.metadata(out, args.chip, args.version)
+    except release.ReleaseError as exc:
+        out.unlink()
+        raise AppImageError(str(exc)) from None
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run("appimage", main))

@@ -40,28 +40,8 @@ BOOT_TIMEOUT_S = 120
 
 def board_config(cloud, info):
     """The board's /ota.json for the emulator at info["url"] with its default credentials."""
-    cfg = {
-        "cloud": cloud,
-        "server": info["url"],
-        "allow_http": True,  # the local emulator speaks plain http
-        "poll_s": 3600,
-        "progress_step": 20,
-    }
-    if cloud == "onenet":
-        cfg["onenet"] = {"product_id": info["product_id"], "device_id": info["dev_id"],
-                         "key": info["access_key"]}  # fmt: skip
-    elif cloud == "onenet-fuse":
-        cfg["onenet"] = {"product_id": info["product_id"], "device_name": info["device_name"],
-                         "key": info["device_key"]}  # fmt: skip
-    elif cloud == "sagoo":
-        cfg["sagoo"] = {"device_key": info["device_key"], "ak": info["ak"], "sk": info["sk"],
-                        "app_id": info["app_id"]}  # fmt: skip
-    elif cloud == "aliyun":
-        cfg["aliyun"] = {"product_key": info["product_key"], "device_name": info["device_name"],
-                         "device_secret": info["device_secret"]}  # fmt: skip
-    elif cloud == "mxchip":
-        cfg["mxchip"] = {"product_id": info["product_id"], "device_id": info["device_id"],
-                         "token": info["token"]}  # fmt: skip
+    cfg = dict(info["config"])  # the emulator's own: its URL and credentials (plain http)
+    cfg.update(poll_s=3600, progress_step=20)
     return cfg
 
 

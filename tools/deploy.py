@@ -1,20 +1,26 @@
 """Put the agent on a real board (or a virtual one through its REPL bridge), or flash MicroPython.
 
 usage:
-  deploy.py deploy PORT [--board esp32] [--config ota.json] [--put SRC:DST ...] [--dry-run]
+  deploy.py deploy PORT --board esp32 --config ota.json [--put SRC:DST ...] [--replace-board]
+                   [--dry-run]
   deploy.py flash PORT --firmware MICROPYTHON.bin [--board esp32] [--dry-run]
 
-deploy  checks the config with the agent's own validation, compiles the agent with mpy-cross,
-        and copies with mpremote: /lib/fota/*.mpy, /boot.py, /main.py, the config as /ota.json,
-        the board profile as /board.json and every --put file (e.g. a CA as /certs/ca.der).
-        PORT is what `mpremote connect` takes: /dev/ttyUSB0, COM3, socket://127.0.0.1:PORT.
+deploy  checks the config with the agent's own start-up check (fota.app.config, under
+        CPython; with its CA when a --put file is the config's `ca`), then reads the board's
+        /board.json (and, when no --put brings it, the head of its CA file) with mpremote, and
+        refuses a board whose profile names another board unless --replace-board is given, or
+        a CA the agent would stop on. Then it compiles the agent with mpy-cross and copies with
+        mpremote: /lib/fota/*.mpy, /boot.py, /main.py, the config as /ota.json, the board
+        profile as /board.json and every --put file (e.g. a CA as /certs/ca.der). --board and
+        --config have no defaults. PORT is what `mpremote connect` takes: /dev/ttyUSB0, COM3,
+        socket://127.0.0.1:PORT.
 flash   erases the flash and writes a MicroPython OTA build (an ESP32_GENERIC-OTA firmware.bin
         from micropython.org) with esptool at the chip's bootloader offset. Everything on the
         board is erased, the file system too: run deploy afterwards.
 --dry-run prints the commands instead of running them. Errors: `deploy: message`, exit 1.
 """
 
-import argparse
+import ast
 import json
 import shlex
 import subprocess
@@ -42,16 +48,75 @@ class DeployError(cli.ToolError):
     pass
 
 
-def _check_config(path):
+# Runs on the board: the board's /board.json and the first byte of a file (the CA), or None.
+_PROBE = """\
+def r(p, n):
+    try:
+        with open(p, 'rb') as f:
+            return f.read(n)
+    except OSError:
+        return None
+print('fota-probe', repr((r('/board.json', 8192), r(%r, 1) if %r else None)))
+"""
+
+
+def probe_command(port, ca):
+    return [str(BIN / "mpremote"), "connect", port, "exec", _PROBE % (ca, ca)]
+
+
+def probe(port, ca):
+    """(the board's /board.json bytes or None, the first byte of its file `ca` or None)."""
+    cmd = probe_command(port, ca)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise DeployError("mpremote did not answer on %s in %d s" % (port, TIMEOUT_S)) from None
+    for line in done.stdout.splitlines():
+        if line.startswith("fota-probe "):
+            return ast.literal_eval(line[len("fota-probe ") :])
+    detail = (done.stderr or done.stdout).strip().splitlines()
+    raise DeployError(
+        "cannot read the board on %s: %s" % (port, detail[-1] if detail else "no answer")
+    )
+
+
+def check_board(profile, current, replace):
+    """Refuses to put `profile` on a board whose /board.json (bytes, or None) names another
+    board, or is not a profile at all, unless `replace`. -> a note to print, or None."""
+    if current is None:
+        return None
+    try:
+        theirs = json.loads(current)
+        name = theirs.get("name") if isinstance(theirs, dict) else None
+    except ValueError:
+        theirs, name = None, None
+    if name == profile["name"]:
+        if theirs != json.loads(boards.dumps(profile)):
+            return "the board's /board.json (%s) is updated to this checkout's" % name
+        return None
+    what = "the %s profile" % name if name else "a /board.json that is not a board profile"
+    if not replace:
+        raise DeployError(
+            "the board holds %s, not %s: give --replace-board (make: REPLACE_BOARD=1) to "
+            "replace it" % (what, profile["name"])
+        )
+    return "replacing %s with the %s profile (--replace-board)" % (what, profile["name"])
+
+
+def check_board_ca(ca, head):
+    """The agent's CA check (fota.app.config.ca) on the first byte of the board's CA file."""
     from fota.app import config
     from fota.core.errors import OTAError
 
-    raw = fsimage.read_config(path)
-    try:
-        config.validate(json.loads(raw))
-    except OTAError as exc:
-        raise DeployError("%s: %s" % (path, exc.message)) from None
-    return raw
+    with tempfile.TemporaryDirectory(prefix="fota-deploy-") as tmp:
+        local = Path(tmp) / "ca"
+        if head is not None:
+            local.write_bytes(head)
+        try:
+            config.ca(str(local))
+        except OTAError as exc:
+            message = exc.message.replace(str(local), "%s on the board" % ca)
+            raise DeployError(message + "; add it with --put CA.der:%s (make: PUT=)" % ca) from None
 
 
 def deploy_commands(port, files, staging):
@@ -98,13 +163,16 @@ def _run(cmd, dry):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="deploy", description=__doc__.splitlines()[0])
+    parser = cli.Parser(prog="deploy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("deploy", help="copy the agent and its config to a board")
-    d.add_argument("port")
-    d.add_argument("--board", default="esp32")
-    d.add_argument("--config", default=str(TOOLS / "ota.example.json"))
+    d.add_argument("port", nargs="?")
+    d.add_argument("--board", help="board profile: %s" % ", ".join(boards.names()))
+    d.add_argument("--config", help="the board's config, copied as /ota.json")
     d.add_argument("--put", action="append", default=[], metavar="SRC:DST")
+    d.add_argument(
+        "--replace-board", action="store_true", help="replace a /board.json of another board"
+    )
     d.add_argument("--dry-run", action="store_true")
     f = sub.add_parser("flash", help="erase the flash and write a MicroPython OTA build")
     f.add_argument("port")
@@ -112,6 +180,10 @@ def main(argv=None):
     f.add_argument("--board", default="esp32")
     f.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
+    if not args.port:
+        raise DeployError("no port: give PORT, e.g. /dev/ttyUSB0 (make: PORT=/dev/ttyUSB0)")
+    if args.command == "deploy":
+        fsimage.require_board_and_config(args, DeployError)
     try:
         profile = boards.load(args.board)
     except boards.BoardError as exc:
@@ -122,8 +194,20 @@ def main(argv=None):
         for cmd in flash_commands(args.port, args.firmware, profile["chip"]):
             _run(cmd, args.dry_run)
         return 0
-    raw = _check_config(args.config)
-    puts = [fsimage.parse_put(p) for p in args.put]
+    try:
+        puts = [fsimage.parse_put(p) for p in args.put]
+    except fsimage.FsImageError as exc:
+        raise DeployError(str(exc)) from None
+    raw, _, ca = fsimage.check_config(args.config, puts, DeployError)
+    if args.dry_run:
+        _run(probe_command(args.port, ca), True)
+    else:
+        current, head = probe(args.port, ca)
+        note = check_board(profile, current, args.replace_board)
+        if ca:
+            check_board_ca(ca, head)
+        if note:
+            print("deploy: " + note)
     files = fsimage.board_files(profile, raw, puts)
     with tempfile.TemporaryDirectory(prefix="fota-deploy-") as staging:
         _run(deploy_commands(args.port, files, staging), args.dry_run)

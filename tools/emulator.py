@@ -1,8 +1,8 @@
-"""Local emulators of the clouds' device OTA APIs: tests, `make demo`, and real boards.
+"""Local emulators of the clouds' device OTA APIs: for tests, `make demo`, and real boards.
 
-usage: python tools/emulator.py CLOUD --image FILE --version VER [--host 127.0.0.1] [--port 0]
-                                [--tls-cert PEM --tls-key PEM] [--url-host NAME] [CREDENTIALS]
-                                [TASK OPTIONS]
+usage: python tools/emulator.py CLOUD --image FILE --version VER [--host 127.0.0.1] [--port 8080]
+                                [--advertise HOST] [--tls-cert PEM --tls-key PEM] [--any-version]
+                                [CREDENTIALS] [TASK OPTIONS]
 
 CLOUD is one of
   onenet        OneNET legacy OTA (ota.heclouds.com): /ota/device/version, /ota/south/check,
@@ -12,36 +12,48 @@ CLOUD is one of
                 /{tid}/check, /{tid}/download, /{tid}/status
   sagoo         Sagoo IoT: [/base-api]/openapi/v1/ota/get_ota_info and write_ota_info; the
                 image itself at /sagoo-files/{strategy}/{name}
-  mxchip        MXCHIP FOG (seed 002): device GET /api/v1/ota/device/ and PUT /api/v1/ota/version/;
+  mxchip        MXCHIP FOG: device GET /api/v1/ota/device/ and PUT /api/v1/ota/version/;
                 management GET /oss_token/ota/, POST/GET /api/v1/ota/{product_id}/files/,
                 GET/PUT/DELETE /api/v1/ota/{product_id}/files/{id}; files at /files/{key}
                 (POST /files/: the upload the oss token signs). FILE is the wifi file
                 (ota_type 1); --mcu-image/--mcu-version publish an mcu file (ota_type 0)
-  aliyun        Aliyun IoT HTTP channel (seed 003): POST /auth, POST /topic/{topic} with the OTA
+  aliyun        Aliyun IoT HTTP channel: POST /auth, POST /topic/{topic} with the OTA
                 topics /ota/device/inform|progress/{pk}/{dn} and
                 /sys/{pk}/{dn}/thing/ota/firmware/get; the job's file at /ota-files/{job}/{name}
                 (a signed URL that expires)
-FILE is served as the pending update with version VER. When it listens, the emulator prints
-one JSON line on stdout, {"cloud", "url", "control", ...the credentials it accepts}, then
-serves until SIGINT or SIGTERM. Errors: `emulator: message` on stderr, exit status 1.
+
+FILE is served as the pending update with version VER. An ESP32 app image whose app descriptor
+names another version is refused (--any-version serves it anyway, to test a device's own
+check); make one with
+`.venv/bin/python tools/appimage.py --version VER --size BYTES -o FILE`.
+
+It listens on --host (127.0.0.1; 0.0.0.0 for a board on the network) at --port (8080; 0 picks
+a free port) and prints one JSON line on stdout: {"cloud", "url", "control", "config", ...the
+credentials it accepts}. "url" is what a device connects to: on --advertise HOST, by default
+the listening address, or for 0.0.0.0 this machine's address on its outbound network. "config"
+is a complete /ota.json for a device of this emulator, its credentials under the config's own
+key names (product_id, device_id, key ...). Then it prints one JSON line per device request as
+it ends, {"request": "GET /path?query", "endpoint", "status", "range", "fault"}, and serves
+until SIGINT or SIGTERM. Errors: `emulator: message` on stderr, exit status 1.
 `python tools/emulator.py CLOUD --help` lists the credential options.
 
-Default credentials (so that `make demo` needs no options)
+Default credentials (so that `make demo` needs no options; the published samples where the
+clouds' documents give one)
   onenet, onenet-fuse  --product-id 123123
-                       --access-key KuF3NT/jUBJ62LNBB/A8XZA9CqS3Cu79B/ABmfA1UCw= (docs' sample)
-                       --dev-id 522747162  --device-name mydev
+                       --key KuF3NT/jUBJ62LNBB/A8XZA9CqS3Cu79B/ABmfA1UCw= (product access key)
+                       --device-id 522747162  --device-name mydev
                        --device-key iLItnGVvZyXkvDxWDTDnG1x4qENBpu6/gbQ7LDx+XAo=
                        tokens: res products/{pid} (product key) or
-                       products/{pid}/devices/{name} (device key); version 2018-10-31
-                       (onenet) or 2018-10-31 / 2022-05-01 (onenet-fuse)
+                       products/{pid}/devices/{name} (device key, onenet.key for onenet-fuse);
+                       version 2018-10-31 (onenet) or 2018-10-31 / 2022-05-01 (onenet-fuse)
   sagoo                --ak iotak  --sk iotsk20200907  --app-id fota  --device-key dev001
                        module "default", batch (strategy) 1, signMethod "MD5"
-  mxchip               --token d79be1d657d9a8b45f6f903620e84b06cbf225e0 (the seed's sample;
-                       one token for the device and the management API)
+  mxchip               --token d79be1d657d9a8b45f6f903620e84b06cbf225e0 (one token for the
+                       device and the management API)
                        --product-id test  --device-id mxdev001; published files are online
-  aliyun               --product-key ZG1EvTEa7NN  --device-name NlwaSPXsCpTQuh8FxBGH (the
-                       seed's sample)  --device-secret secret (the published sign vectors);
-                       tokens live 48 h; module "default", signMethod "Md5"
+  aliyun               --product-key ZG1EvTEa7NN  --device-name NlwaSPXsCpTQuh8FxBGH
+                       --device-secret secret; tokens live 48 h; module "default",
+                       signMethod "Md5"
 In Python (tools/ on sys.path): `emu.start(cloud, image=, version=, tls=(cert, key),
 **credentials_or_options) -> Server` with .url, .control, .info() and .stop().
 
@@ -74,7 +86,9 @@ Control API (JSON, no auth, never recorded; errors are 400 {"error": message})
                           "range": header | null, "endpoint", "fault": kind | null}, ...]
   POST /_emu/reset       {"image": "/abs/path" | null, "version": "2.0.0", ...options}
                          -> the new state. Clears the log, faults, clock offset and task; an
-                         absent image/version keeps the current one; null means "no update".
+                         absent image/version keeps the current one; null means "no update";
+                         "any_version": true serves an app image whose descriptor names
+                         another version (refused otherwise, as at the start).
                          Options not given take the start defaults:
                            onenet*: type 1|2 (FOTA f_version | SOTA s_version), package_type
                              1 full|2 diff, diff_from (base version of a diff), state (the
@@ -139,13 +153,14 @@ Choices where the sources leave things open (details in each module's header)
   mxchip       no or a malformed Authorization header: HTTP 401, meta code 27054; a wrong
                token: HTTP 401, meta code 1201 (FOG v2's codes); parameter errors HTTP 400 with
                meta code 10000 (also unknown product, device or file id for GET/PUT); DELETE
-               10500 unknown id, 10501 not in status 0 (test); the seed's `/api/v1/ota/devce/`
-               (sic) is served too; version unique per product and ota_type; API-created files
-               start in status 0 (test), PUT also takes status and customize; test and online
+               10500 unknown id, 10501 not in status 0 (test); the misspelled
+               `/api/v1/ota/devce/` of MXCHIP's own examples is served too; version unique per
+               product and ota_type; API-created files start in status 0 (test), PUT also takes
+               status and customize; test and online
                files are both offered (the check has no MAC: mac_range is stored only); DELETE
                is soft (is_delete); the newest live, non-invalid file per ota_type is offered
                when its version differs from the device's; a version PUT marks files whose
-               version it reports "succeeded" (the seed has no failure report); a file_url
+               version it reports "succeeded" (the API has no failure report); a file_url
                starting with "/" is this server's; the oss token signs an OSS PostObject form
                to /files/ whose answer, with the callback field, is the callback's JSON
                {file_url, md5, size}.
@@ -163,6 +178,7 @@ Choices where the sources leave things open (details in each module's header)
                with an OSS error document); a topic must name this device (else 30001).
 """
 
+import argparse
 import json
 import signal
 import sys
@@ -173,11 +189,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cli  # noqa: E402
 import emu  # noqa: E402
 
+PORT = 8080
+
 
 def _parser():
+    intro = __doc__[__doc__.index("CLOUD is one of") : __doc__.index("Default credentials")]
     parser = cli.Parser(
         prog="emulator",
-        description="Serve a cloud's device OTA API locally (see the module docstring).",
+        description="Serve a cloud's device OTA API locally.\n\n" + intro.rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="cloud", metavar="CLOUD", required=True)
     for cloud in emu.CLOUDS:
@@ -185,11 +205,29 @@ def _parser():
         p = sub.add_parser(cloud, help="%s emulator" % cloud)
         p.add_argument("--image", required=True, metavar="FILE", help="the update image")
         p.add_argument("--version", required=True, metavar="VER", help="its version")
-        p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-        p.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+        p.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="address to listen on (default 127.0.0.1; 0.0.0.0 for a board on the network)",
+        )
+        p.add_argument(
+            "--port", type=int, default=PORT, help="port (default %d; 0: any free port)" % PORT
+        )
+        p.add_argument(
+            "--advertise",
+            "--url-host",
+            dest="url_host",
+            metavar="HOST",
+            help="host in the printed URLs, the one a device connects to (default: the --host "
+            "address; for 0.0.0.0 this machine's address on its outbound network)",
+        )
         p.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate")
         p.add_argument("--tls-key", metavar="PEM", help="... and this private key")
-        p.add_argument("--url-host", metavar="NAME", help="host name for the printed URL")
+        p.add_argument(
+            "--any-version",
+            action="store_true",
+            help="serve FILE even when its app descriptor names another version than VER",
+        )
         group = p.add_argument_group("credentials")
         for name, default, text in cls.CREDENTIALS:
             group.add_argument(
@@ -227,16 +265,33 @@ def main(argv=None):
             host=args.host,
             port=args.port,
             url_host=args.url_host,
+            any_version=args.any_version,
             **options,
         )
     except emu.EmuError as exc:
         raise cli.ToolError(str(exc)) from None
     try:
         print(json.dumps(server.info()), flush=True)
+        server.emulator.on_request = _print_request
         signal.sigwait(stop_signals)
     finally:
         server.stop()
     return 0
+
+
+def request_line(record):
+    """The line printed for one device request (a record of the emulator's log)."""
+    target = record["path"]
+    if record["query"]:
+        target += "?" + "&".join("%s=%s" % kv for kv in record["query"].items())
+    line = {"request": "%s %s" % (record["method"], target), "endpoint": record["endpoint"]}
+    for key in ("status", "range", "fault"):
+        line[key] = record[key]
+    return json.dumps(line)
+
+
+def _print_request(record):
+    print(request_line(record), flush=True)
 
 
 if __name__ == "__main__":

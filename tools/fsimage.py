@@ -2,6 +2,11 @@
 
     python tools/fsimage.py --board esp32 --config ota.json [--put SRC:DST ...] -o fs.bin
 
+The config is checked first with the agent's own start-up check (fota.app.config, run here
+under CPython): an error the board would stop on is refused here, and nothing is written. So is
+a config whose `ca` file is not one of the --put files (the board would have no CA), or whose
+--put CA file is not DER.
+
 What goes in (the same set `tools/vboard.py create` puts on a virtual board):
     /lib/fota/*.mpy   the agent package, compiled with mpy-cross (.py when mpy-cross is missing)
     /boot.py, /main.py  from firmware/ when they exist (a board runs only these as source)
@@ -15,7 +20,6 @@ too). Flash it with `esptool --chip CHIP write-flash VFS_OFFSET fs.bin`; MicroPy
 mounts it as /. Errors are FsImageError with a one-line message; nothing is written on error.
 """
 
-import argparse
 import hashlib
 import json
 import os
@@ -31,6 +35,8 @@ import boards
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
+if str(FIRMWARE) not in sys.path:
+    sys.path.append(str(FIRMWARE))  # the agent's own config check, run under CPython
 BLOCK = 4096
 MPY_CROSS_TIMEOUT_S = 60
 MPY_CACHE = ROOT / ".build" / "mpy-cache"
@@ -132,6 +138,30 @@ def read_config(path):
     return raw
 
 
+def check_config(path, puts=(), error=FsImageError):
+    """(config bytes, checked config) after the agent's own start-up check of the file at
+    `path` (fota.app.config.validate) and of its CA when it is one of the `puts` ([(SRC, DST)])
+    (fota.app.config.ca). -> also the CA's device path when the puts do not hold it (None
+    otherwise): the caller decides. Raises `error` with the agent's message."""
+    from fota.app import config
+    from fota.core.errors import OTAError
+
+    raw = read_config(path)
+    try:
+        cfg = config.validate(json.loads(raw))
+    except OTAError as exc:
+        raise error("%s: %s" % (path, exc.message)) from None
+    ca = cfg.get("ca")
+    for src, dst in puts:
+        if dst == ca:
+            try:
+                config.ca(str(src))
+            except OTAError as exc:
+                raise error(exc.message.replace(str(src), "%s (%s)" % (src, ca))) from None
+            ca = None
+    return raw, cfg, ca
+
+
 def parse_put(spec):
     """'SRC:DST' -> (Path SRC, '/DST'); the source must be a readable file."""
     src, sep, dst = spec.rpartition(":")
@@ -218,21 +248,27 @@ def read_file(image, path):
 
 def board_image(profile, config_path, puts=(), firmware=FIRMWARE):
     """(vfs offset, image bytes) for a board profile: the whole fsimage pipeline."""
-    config = read_config(config_path)
     parsed = [parse_put(p) if isinstance(p, str) else p for p in puts]
+    config, _, missing_ca = check_config(config_path, parsed)
+    if missing_ca:
+        raise FsImageError(
+            "ota.json: ca: %s is not in the image: add it with --put CA.der:%s (make: PUT=)"
+            % (missing_ca, missing_ca)
+        )
     offset, size = boards.partition(profile, boards.VFS_LABEL)
     return offset, build(size, board_files(profile, config, parsed, firmware))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="fsimage", description="Build a LittleFS image of the agent and a config."
     )
-    parser.add_argument("--board", default="esp32", help="board profile (default esp32)")
-    parser.add_argument("--config", required=True, help="device config, installed as /ota.json")
+    parser.add_argument("--board", help="board profile: %s" % ", ".join(boards.names()))
+    parser.add_argument("--config", help="device config, installed as /ota.json")
     parser.add_argument("--put", action="append", default=[], metavar="SRC:DST")
     parser.add_argument("-o", "--output", required=True, help="image file to write")
     args = parser.parse_args(argv)
+    require_board_and_config(args, FsImageError)
     try:
         profile = boards.load(args.board)
     except boards.BoardError as exc:
@@ -248,8 +284,32 @@ def main(argv=None):
         "%s: %d files, %d bytes, for the vfs partition of %s (0x%x bytes)"
         % (out, len(listing(image)), used, profile["name"], len(image))
     )
-    print("flash it: esptool --chip %s write-flash 0x%x %s" % (profile["chip"], offset, out))
+    esptool = Path(sys.executable).with_name("esptool")
+    print(
+        "flash it: %s --chip %s write-flash 0x%x %s"
+        % (_shown(esptool), profile["chip"], offset, _shown(out))
+    )
     return 0
+
+
+def require_board_and_config(args, error):
+    """A usage error, in one line, when --board or --config is missing: no placeholder
+    defaults, a board must not get the example's credentials or another board's profile."""
+    if not args.board:
+        raise error(
+            "no board profile: give --board NAME (make: BOARD=NAME), one of %s"
+            % ", ".join(boards.names())
+        )
+    if not args.config:
+        raise error("no config: give --config FILE (make: CONFIG=FILE), the board's /ota.json")
+
+
+def _shown(path):
+    """A path as the user can paste it: relative to the current folder when under it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-APT_HINT = "nginx is needed here: run `apt-get install -y nginx`"
 READY_DEADLINE_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
@@ -59,7 +58,9 @@ def binary():
     for candidate in ("/usr/sbin/nginx", "/usr/local/sbin/nginx"):
         if Path(candidate).exists():
             return candidate
-    raise NginxError(APT_HINT)
+    from sysdeps import install_command
+
+    raise NginxError("nginx is needed here: run `%s`" % install_command(["nginx"]))
 
 
 def _free_port():

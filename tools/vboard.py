@@ -27,8 +27,10 @@ last). `boot` prints one JSON object per line on stdout:
   {"event": "ready", "boot": n, "free": F, "alloc": A}   with --ready-event: the heap free and in
       use (the emulation's share) after a collection, as boot.py starts
 and passes every JSON line of the firmware with an "event" key through ("boot" added); after the
-firmware's {"event": "idle"} it stops the board. Exit status: 0, 1 for a usage error, 2 when
-the board or this tool broke.
+firmware's {"event": "idle"} it stops the board. Exit status: 0 when the agent went idle (or
+--boots N ran out), 1 for a usage error, 2 when the board or this tool broke, 3 when the board
+stopped without going idle: main.py returned (a halt: the agent stopped, e.g. on a config
+error) or --timeout ran out.
 
 The firmware runs in `micropython -X heapsize=...` (tools/vboard_rt/vboard_runner.py), by default
 on the 32-bit build (tools/runtimes.py: an ESP32's object sizes, so its heap is a board's), with the

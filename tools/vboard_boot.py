@@ -43,6 +43,9 @@ DEFAULT_BOOTS = 10
 DEFAULT_TIMEOUT_S = 120.0
 STDERR_TAIL = 20
 READY = "@@vboard "
+# exit status when the board stopped without the agent going idle: main.py returned (the agent
+# halted, e.g. on a config error) or --timeout ran out
+NOT_IDLE_STATUS = 3
 
 # machine.reset_cause() values, as an ESP32 reports them, and the machine shim's exit statuses
 PWRON_RESET = machine.PWRON_RESET  # first boot, power cut
@@ -110,6 +113,7 @@ class BootRun:
         self.timeout = timeout
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.runtime = None
+        self.status = 0  # NOT_IDLE_STATUS after a halt or a timeout
 
     def run(self):
         with tempfile.TemporaryDirectory(prefix="vboard-rt-") as rt:
@@ -120,7 +124,7 @@ class BootRun:
                 slot = self.bootloader(n, cause)
                 end = self.firmware(n, slot, cause)
                 if end is None:
-                    return 0
+                    return self.status
                 cause = end
                 self.emit({"event": "reset", "boot": n, "cause": CAUSE_NAMES[cause]})
             self.emit({"event": "stop", "boot": self.args.boots, "reason": "boots"})
@@ -219,6 +223,7 @@ class BootRun:
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0:
                     self.emit({"event": "timeout", "boot": n, "seconds": self.timeout})
+                    self.status = NOT_IDLE_STATUS
                     return None
                 try:
                     kind, line = q.get(timeout=remaining)
@@ -236,6 +241,7 @@ class BootRun:
             status = proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.emit({"event": "timeout", "boot": n, "seconds": self.timeout})
+            self.status = NOT_IDLE_STATUS
             return None
         finally:
             if proc.poll() is None:
@@ -307,6 +313,7 @@ class BootRun:
         if status == 0:
             self._stderr_logs(n, errors)
             self.emit({"event": "halt", "boot": n})
+            self.status = NOT_IDLE_STATUS
             return None
         self.emit({"event": "crash", "boot": n, "exit": status, "stderr": tail})
         return WDT_RESET

@@ -105,10 +105,11 @@ def _b64url(data):
 
 class Aliyun(Emulator):
     cloud = "aliyun"
+    DEVICE_CONFIG = ("aliyun", (("product_key",) * 2, ("device_name",) * 2, ("device_secret",) * 2))
     CREDENTIALS = (
-        ("product_key", "ZG1EvTEa7NN", "productKey (the seed's sample)"),
-        ("device_name", "NlwaSPXsCpTQuh8FxBGH", "deviceName (the seed's sample)"),
-        ("device_secret", "secret", "deviceSecret (protocols.md 4.1's vectors)"),
+        ("product_key", "ZG1EvTEa7NN", "the device's productKey (a documented sample)"),
+        ("device_name", "NlwaSPXsCpTQuh8FxBGH", "its deviceName (a documented sample)"),
+        ("device_secret", "secret", "its deviceSecret"),
     )
     OPTIONS = {
         "module": "default",  # the job's module
@@ -126,7 +127,7 @@ class Aliyun(Emulator):
     CLI_OPTIONS = (
         ("module", str, "the job's module (default: default)"),
         ("sign_method", str, "the job's signMethod: Md5 (default) or SHA256"),
-        ("token_lifetime_s", int, "token life in seconds (default 172800, the seed's 48 h)"),
+        ("token_lifetime_s", int, "token life in seconds (default 172800: 48 h, as Aliyun's)"),
     )
     ENDPOINTS = ("auth", "inform", "progress", "check", "publish", "download")
     FAULT_KINDS = tuple(k for k in FAULT_KINDS if k != "error_body")

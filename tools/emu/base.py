@@ -75,8 +75,10 @@ class Emulator:
     ENDPOINTS = ()  # names the faults' "on" can take
     FAULT_KINDS = FAULT_KINDS  # the fault kinds this cloud has
     TASK_STATES = ()  # states /_emu/task may set
+    # the device's /ota.json section: (section, ((its key, the credential it holds), ...))
+    DEVICE_CONFIG = ("", ())
 
-    def __init__(self, image=None, version=None, **options):
+    def __init__(self, image=None, version=None, any_version=False, **options):
         self.creds = {name: default for name, default, _ in self.CREDENTIALS}
         self.defaults = dict(self.OPTIONS)
         for name, value in options.items():
@@ -92,7 +94,8 @@ class Emulator:
         self.image = None
         self.opts = dict(self.defaults)
         self.stopping = asyncio.Event()  # set when the server stops: ends stalls at once
-        self.reset({"image": image, "version": version})
+        self.on_request = None  # on_request(record) once each device request has ended
+        self.reset({"image": image, "version": version, "any_version": any_version})
 
     # -- hooks for the clouds
 
@@ -116,6 +119,18 @@ class Emulator:
     def info(self):
         return dict(self.creds)
 
+    def device_config(self, url):
+        """A /ota.json for a device of this emulator at `url`, with the credentials it accepts
+        under the config's own key names."""
+        section, keys = self.DEVICE_CONFIG
+        cfg = {"cloud": self.cloud, "server": url}
+        if url.startswith("http://"):
+            cfg["allow_http"] = True
+        else:
+            cfg["ca"] = "/certs/ca.der"  # the DER form of the CA that signed --tls-cert
+        cfg[section] = {key: self.creds[name] for key, name in keys}
+        return cfg
+
     # -- shared behaviour
 
     def now(self):
@@ -128,6 +143,7 @@ class Emulator:
         body = dict(body)
         path = body.pop("image", self.image.path if self.image else None)
         version = body.pop("version", self.image.version if self.image else None)
+        any_version = body.pop("any_version", self.image.any_version if self.image else False)
         unknown = sorted(set(body) - set(self.OPTIONS))
         if unknown:
             raise ControlError(
@@ -136,7 +152,7 @@ class Emulator:
             )
         opts = dict(self.defaults)
         opts.update(body)
-        image = Image(path, version) if path is not None else None
+        image = Image(path, version, any_version) if path is not None else None
         self.setup(image, opts)  # validates first: a bad reset leaves everything as it was
         self.image = image
         self.opts = opts
@@ -182,11 +198,18 @@ class Emulator:
         async def run(request):
             x = Exchange(request, await request.read(), endpoint)
             self.log.append(x.record)
+            try:
+                return await serve(x)
+            finally:  # also when a stall ends with the client gone (the handler is cancelled)
+                if self.on_request is not None:
+                    self.on_request(x.record)
+
+        async def serve(x):
             x.fault = self._draw_fault(endpoint)
             kind = x.fault.kind if x.fault else None
             x.record["fault"] = kind
             if kind == "silent":  # read the request, never answer
-                await self.hold(request)
+                await self.hold(x.request)
                 return web.Response()
             if kind == "status":  # refused before the cloud looks at it: no state change
                 text = "status %d\n" % x.fault.status

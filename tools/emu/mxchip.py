@@ -71,9 +71,14 @@ _TYPE_NAMES = {MCU: "mcu", WIFI: "wifi"}
 
 class Mxchip(MxchipAdmin, Emulator):
     cloud = "mxchip"
+    DEVICE_CONFIG = ("mxchip", (("product_id",) * 2, ("device_id",) * 2, ("token",) * 2))
     CREDENTIALS = (
-        ("token", SAMPLE_TOKEN, "API token (Authorization: token ...), the seed's sample"),
-        ("product_id", "test", "product id (the seed's answers name product test)"),
+        (
+            "token",
+            SAMPLE_TOKEN,
+            "API token (Authorization: token ...), for the device and the management API",
+        ),
+        ("product_id", "test", "product id"),
         ("device_id", "mxdev001", "the device's id (version PUT)"),
     )
     OPTIONS = {

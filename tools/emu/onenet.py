@@ -45,6 +45,10 @@ _ERROR_BODIES = {1: b"1", 2: b"2", 3: b"3"}  # resource not found, size mismatch
 
 class OneNet(OneNetBase):
     cloud = "onenet"
+    DEVICE_CONFIG = (
+        "onenet",
+        (("product_id", "product_id"), ("device_id", "device_id"), ("key", "key")),
+    )
     OPTIONS = dict(
         OneNetBase.COMMON_OPTIONS,
         manuf=101,  # the task's platform: ESP32 in the seed's table (101/10101)
@@ -91,7 +95,7 @@ class OneNet(OneNetBase):
         dev_id = x.query.get("dev_id")
         if not dev_id:
             return BAD_PARAMS, "dev_id is required"
-        if dev_id != self.creds["dev_id"]:
+        if dev_id != self.creds["device_id"]:
             return AUTH, "device not exist"
         return None
 

@@ -146,10 +146,14 @@ class OneNetBase(Emulator):
 
     CREDENTIALS = (
         ("product_id", "123123", "product id (res products/{pid})"),
-        ("access_key", SAMPLE_KEY, "product access key, base64 (the docs' sample key)"),
-        ("dev_id", "522747162", "numeric device id (legacy API)"),
+        ("key", SAMPLE_KEY, "product access key, base64 (OneNET's documented sample key)"),
+        ("device_id", "522747162", "numeric device id (legacy API)"),
         ("device_name", "mydev", "device name (fuse paths, res products/{pid}/devices/{name})"),
-        ("device_key", "iLItnGVvZyXkvDxWDTDnG1x4qENBpu6/gbQ7LDx+XAo=", "device key, base64"),
+        (
+            "device_key",
+            "iLItnGVvZyXkvDxWDTDnG1x4qENBpu6/gbQ7LDx+XAo=",
+            "device key, base64 (onenet.key for onenet-fuse)",
+        ),
     )
     COMMON_OPTIONS = {
         "type": 1,  # task type: 1 FOTA (module firmware, f_version), 2 SOTA (app, s_version)
@@ -192,7 +196,7 @@ class OneNetBase(Emulator):
             "products/%s/devices/%s" % (pid, self.creds["device_name"]): self.creds["device_key"]
         }
         if self.opts["product_token"]:
-            keys["products/%s" % pid] = self.creds["access_key"]
+            keys["products/%s" % pid] = self.creds["key"]
         return keys
 
     def auth_error(self, x):

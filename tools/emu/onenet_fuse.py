@@ -46,6 +46,10 @@ _ERRNO_AUTH = 6
 
 class OneNetFuse(OneNetBase):
     cloud = "onenet-fuse"
+    DEVICE_CONFIG = (
+        "onenet",
+        (("product_id", "product_id"), ("device_name", "device_name"), ("key", "device_key")),
+    )
     OPTIONS = dict(OneNetBase.COMMON_OPTIONS, token_versions=["2018-10-31", "2022-05-01"])
     ENDPOINTS = ("version", "check", "task_check", "download", "progress")
     TASK_STATES = tuple(_STATUS)  # fuse's status numbers have no "paused"

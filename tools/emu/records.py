@@ -17,9 +17,14 @@ class ControlError(EmuError):
 
 
 class Image:
-    """The pending update: the file's bytes (read once, at reset), its digests and version."""
+    """The pending update: the file's bytes (read once, at reset), its digests and version.
 
-    def __init__(self, path, version):
+    An ESP32 app image whose app descriptor names another version than `version` is refused
+    (ControlError) unless any_version: a device would download it and then refuse it, or boot
+    a version the cloud does not expect. Files without a descriptor (an MCU's) are served as
+    they are."""
+
+    def __init__(self, path, version, any_version=False):
         if not isinstance(version, str) or not version:
             raise ControlError("an image needs a version (a non-empty string)")
         try:
@@ -28,6 +33,13 @@ class Image:
         except (OSError, TypeError) as exc:
             why = getattr(exc, "strerror", None) or exc
             raise EmuError("cannot read image %s: %s" % (path, why)) from None
+        found = descriptor_version(self.data)
+        if found is not None and found != version and not any_version:
+            raise ControlError(
+                "image %s: its app descriptor says version %s, not %s (any_version to serve it "
+                "anyway)" % (path, found, version)
+            )
+        self.any_version = any_version
         self.path = os.path.abspath(path)
         self.name = os.path.basename(path)
         self.version = version
@@ -38,6 +50,16 @@ class Image:
     def describe(self):
         keys = ("path", "name", "version", "size", "md5", "sha256")
         return {k: getattr(self, k) for k in keys}
+
+
+def descriptor_version(data):
+    """The version in an ESP32 app image's app descriptor; None for another kind of file."""
+    from appimage import IMAGE_MAGIC, app_descriptor  # tools/appimage.py
+
+    if not data or data[0] != IMAGE_MAGIC:
+        return None
+    desc = app_descriptor(data)
+    return desc["version"] if desc else None
 
 
 class Fault:

@@ -52,8 +52,9 @@ def sign(sk, ak, time):
 
 class Sagoo(Emulator):
     cloud = "sagoo"
+    DEVICE_CONFIG = ("sagoo", (("device_key",) * 2, ("ak",) * 2, ("sk",) * 2, ("app_id",) * 2))
     CREDENTIALS = (
-        ("ak", "iotak", "open-API access key (the nexframe unit test's)"),
+        ("ak", "iotak", "open-API access key"),
         ("sk", "iotsk20200907", "open-API secret key"),
         ("app_id", "fota", "application id (appId)"),
         ("device_key", "dev001", "the device's deviceKey"),

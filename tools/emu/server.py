@@ -36,7 +36,7 @@ class Server:
                 self._sock.close()
                 raise EmuError("cannot load the TLS certificate or key: %s" % exc) from None
         port = self._sock.getsockname()[1]
-        name = url_host or host
+        name = url_host or advertised(host)
         if ":" in name:
             name = "[%s]" % name
         self.url = "%s://%s:%d" % ("https" if tls else "http", name, port)
@@ -56,6 +56,7 @@ class Server:
     def info(self):
         out = {"cloud": self.emulator.cloud, "url": self.url, "control": self.control}
         out.update(self.emulator.info())
+        out["config"] = self.emulator.device_config(self.url)
         return out
 
     def stop(self):
@@ -99,6 +100,23 @@ class Server:
         )
         await self._runner.setup()
         await web.SockSite(self._runner, self._sock, ssl_context=self._ssl).start()
+
+
+def advertised(host):
+    """The address a device uses to reach a server listening on `host`: `host` itself, or for
+    a wildcard (0.0.0.0, ::, "") the address of this machine's interface towards the networks
+    beyond it (the source address the routing table picks; no packet is sent), else loopback."""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    family, probe = (
+        (socket.AF_INET6, "2001:db8::1") if host == "::" else (socket.AF_INET, "192.0.2.1")
+    )
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((probe, 9))
+            return sock.getsockname()[0]
+    except OSError:
+        return "::1" if family == socket.AF_INET6 else "127.0.0.1"
 
 
 def _listen(host, port):

@@ -3,6 +3,10 @@
 # Strict on purpose: an unknown key or a wrong type is a ConfigError that names the key (a typo
 # in "poll_s" must not silently poll every hour). Only the chosen cloud's section is required;
 # the defaults below fill the rest. Runs once per boot; the tables are tuples to stay small.
+# Every mistake a config can hold is caught here, at start, where it stops the agent with one
+# error event: a value a cloud would refuse later (a "method" it cannot sign with), https
+# without a CA, a CA file that is missing or not DER. The host tools (deploy, fsimage) run this
+# same module under CPython before anything is written.
 
 from fota.core.errors import CONFIG, OTAError
 
@@ -39,13 +43,13 @@ _SECTIONS = {
         ("device_name", _S, False),  # fuse API and device-level tokens
         ("key", _S, True),
         ("res", _S, False),
-        ("method", _S, False),
+        ("method", ("md5", "sha1", "sha256"), False),
         ("token_version", _S, False),
         ("token_ttl", _I, False),
         ("manuf", _I, False),
         ("model", _I, False),
         ("type", _I, False),
-        ("range", _S, False),  # "bytes" (Range: bytes=a-b) or "bare" (Range: a-b)
+        ("range", ("bytes", "bare"), False),  # Range: bytes=a-b, or a-b
     ),
     "sagoo": (
         ("device_key", _S, True),
@@ -53,7 +57,7 @@ _SECTIONS = {
         ("sk", _S, True),
         ("app_id", _S, False),
         ("module", _S, False),
-        ("body", _S, False),  # "params" (wrapped, as the seed shows) or "flat" (older servers)
+        ("body", ("params", "flat"), False),  # wrapped in "params", or flat (older servers)
         ("prefix", _S, False),
     ),
     "aliyun": (
@@ -61,7 +65,7 @@ _SECTIONS = {
         ("device_name", _S, True),
         ("device_secret", _S, True),
         ("client_id", _S, False),
-        ("sign_method", _S, False),
+        ("sign_method", ("hmacsha1", "hmacmd5"), False),
         ("module", _S, False),
     ),
     "mxchip": (
@@ -89,7 +93,10 @@ def _type_ok(value, kind):
 
 
 def _check(value, kind, name):
-    if not _type_ok(value, kind):
+    if type(kind) is tuple:  # one of these strings
+        if value not in kind:
+            raise OTAError(CONFIG, "ota.json: %s must be one of %s" % (name, ", ".join(kind)))
+    elif not _type_ok(value, kind):
         raise OTAError(CONFIG, "ota.json: %s must be %s" % (name, kind))
 
 
@@ -130,10 +137,13 @@ def validate(raw):
     server = cfg.get("server")
     if server is None:
         raise OTAError(CONFIG, "ota.json: server is required")
-    if not (server.startswith("https://") or server.startswith("http://")):
+    if server.startswith("http://"):
+        if not cfg["allow_http"]:
+            raise OTAError(CONFIG, "ota.json: server is plain http: set allow_http to true")
+    elif not server.startswith("https://"):
         raise OTAError(CONFIG, "ota.json: server must be an http:// or https:// URL")
-    if server.startswith("http://") and not cfg["allow_http"]:
-        raise OTAError(CONFIG, "ota.json: server is plain http: set allow_http to true to allow it")
+    elif "ca" not in cfg:
+        raise OTAError(CONFIG, "ota.json: server is https: set ca to its CA certificate (DER)")
     for key in ("poll_s", "progress_step", "window"):
         if cfg[key] <= 0:
             raise OTAError(CONFIG, "ota.json: %s must be positive" % key)
@@ -155,8 +165,21 @@ def validate(raw):
     return cfg
 
 
+def ca(path):
+    """Raises OTAError (config) unless the file at `path` can be read and starts like a DER
+    certificate (an ASN.1 SEQUENCE, 0x30; a PEM file starts with "-----")."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1)
+    except OSError:
+        raise OTAError(CONFIG, "ota.json: ca: cannot read %s" % path) from None
+    if head != b"0":
+        raise OTAError(CONFIG, "ota.json: ca: %s is not a DER certificate (PEM?)" % path)
+
+
 def load(path="/ota.json"):
-    """Read and validate the file. Raises ConfigError naming the problem."""
+    """Read and validate the file, and the CA file it names. Raises OTAError (config) naming the
+    problem."""
     import json
 
     try:
@@ -172,4 +195,7 @@ def load(path="/ota.json"):
         raw = json.loads(text)
     except ValueError:
         raise OTAError(CONFIG, "ota.json: %s is not valid JSON" % path) from None
-    return validate(raw)
+    cfg = validate(raw)
+    if "ca" in cfg:
+        ca(cfg["ca"])
+    return cfg
