@@ -6,13 +6,14 @@
 # update() may go on afterwards (hashlib's own objects are stricter).
 #
 # Two block functions with one signature, chosen once at import:
-# - viper (fota.core.viper) where the port has the viper emitter: machine words, no allocation;
-# - plain Python elsewhere (CPython, ports without a native emitter). Every word is masked to 32
-#   bits, so it is right on every port; on 32-bit ports words above 2**30 are big ints, which
-#   allocate and make it slow.
-# The state and the 16 message words live in one preallocated array per object, and update()
-# takes whole blocks straight from the caller's buffer (a memoryview slice included) and copies
-# a partial block byte by byte: with the viper kernel, update() allocates nothing.
+# - viper (compiled by fota.core.viper) where the port has the viper emitter: machine words, no
+#   allocation;
+# - plain Python elsewhere (CPython, ports without a native emitter, such as zephyr on ARM). Every
+#   word is masked to 32 bits, so it is right on every port; on 32-bit ports words above 2**30
+#   are big ints, which allocate and make it slow.
+# Each object holds its state and the viper kernel's 16 message words in one preallocated array;
+# update() takes whole blocks straight from the caller's buffer (a memoryview slice included)
+# and copies a partial block byte by byte: with the viper kernel, update() allocates nothing.
 
 import struct
 from array import array
@@ -55,30 +56,51 @@ _T = array(
 )
 
 
+_TP = None  # the plain kernel's copy of _T as a tuple (made at its first use)
+_WP = [0] * 16  # the plain kernel's message words (a list reads faster than an array)
+
+
 def _blocks_py(ctx, buf, off, end):
-    """Fold the 64-byte blocks of buf[off:end] into ctx[0:4]; ctx[4:20] is scratch."""
+    """Fold the 64-byte blocks of buf[off:end] into ctx[0:4]."""
+    global _TP
+    t = _TP
+    if t is None:  # ints read from a tuple; an array makes a new int per read (big on 32-bit)
+        t = _TP = tuple(_T)
     m = 0xFFFFFFFF
-    t = _T
-    sx = _SX
+    s = _SX
+    w = _WP
     while off < end:
-        for i in range(4, 20):
-            ctx[i] = buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24)
+        for i in range(16):
+            w[i] = buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24)
             off += 4
         a = ctx[0]
         b = ctx[1]
         c = ctx[2]
         d = ctx[3]
-        for i in range(64):
-            if i < 16:
-                f = d ^ (b & (c ^ d))  # F = (b & c) | (~b & d)
-            elif i < 32:
-                f = c ^ (d & (b ^ c))  # G = (b & d) | (c & ~d)
-            elif i < 48:
-                f = b ^ c ^ d  # H
-            else:
-                f = c ^ (b | (d ^ m))  # I = c ^ (b | ~d)
-            v = (a + f + t[i] + ctx[4 + sx[64 + i]]) & m
-            r = sx[i]
+        for i in range(16):  # one loop per round: no test of the round inside the steps
+            v = (a + (d ^ (b & (c ^ d))) + t[i] + w[i]) & m  # F = (b & c) | (~b & d)
+            r = s[i]
+            a = d
+            d = c
+            c = b
+            b = (b + (((v << r) & m) | (v >> (32 - r)))) & m
+        for i in range(16, 32):
+            v = (a + (c ^ (d & (b ^ c))) + t[i] + w[s[64 + i]]) & m  # G = (b & d) | (c & ~d)
+            r = s[i]
+            a = d
+            d = c
+            c = b
+            b = (b + (((v << r) & m) | (v >> (32 - r)))) & m
+        for i in range(32, 48):
+            v = (a + (b ^ c ^ d) + t[i] + w[s[64 + i]]) & m  # H
+            r = s[i]
+            a = d
+            d = c
+            c = b
+            b = (b + (((v << r) & m) | (v >> (32 - r)))) & m
+        for i in range(48, 64):
+            v = (a + (c ^ (b | (d ^ m))) + t[i] + w[s[64 + i]]) & m  # I = c ^ (b | ~d)
+            r = s[i]
             a = d
             d = c
             c = b

@@ -5,8 +5,8 @@
 #
 # As in fota.core.md5: a viper block function where the port has the emitter (no allocation in
 # update()), plain Python elsewhere (masked to 32 bits, right everywhere; on 32-bit ports words
-# above 2**30 are big ints, slow and allocating). One preallocated array per object holds the
-# state and the 64-word message schedule.
+# above 2**30 are big ints, slow and allocating). Each object's preallocated array holds the state
+# and the viper kernel's 64-word message schedule.
 
 import struct
 from array import array
@@ -43,20 +43,28 @@ _K = array(
 )
 
 
+_KP = None  # the plain kernel's copy of _K as a tuple (made at its first use)
+_WP = [0] * 64  # the plain kernel's message schedule (a list reads faster than an array)
+
+
 def _blocks_py(ctx, buf, off, end):
-    """Fold the 64-byte blocks of buf[off:end] into ctx[0:8]; ctx[8:72] is the schedule."""
+    """Fold the 64-byte blocks of buf[off:end] into ctx[0:8]."""
+    global _KP
+    k = _KP
+    if k is None:  # ints read from a tuple; an array makes a new int per read (big on 32-bit)
+        k = _KP = tuple(_K)
     m = 0xFFFFFFFF
-    k = _K
+    w = _WP
     while off < end:
-        for i in range(8, 24):
-            ctx[i] = (buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]
+        for i in range(16):
+            w[i] = (buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]
             off += 4
-        for i in range(24, 72):
-            x = ctx[i - 15]
-            y = ctx[i - 2]
+        for i in range(16, 64):
+            x = w[i - 15]
+            y = w[i - 2]
             s0 = ((x >> 7) | (x << 25)) ^ ((x >> 18) | (x << 14)) ^ (x >> 3)
             s1 = ((y >> 17) | (y << 15)) ^ ((y >> 19) | (y << 13)) ^ (y >> 10)
-            ctx[i] = (ctx[i - 16] + s0 + ctx[i - 7] + s1) & m
+            w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & m
         a = ctx[0]
         b = ctx[1]
         c = ctx[2]
@@ -67,7 +75,7 @@ def _blocks_py(ctx, buf, off, end):
         h = ctx[7]
         for i in range(64):
             s1 = ((e >> 6) | (e << 26)) ^ ((e >> 11) | (e << 21)) ^ ((e >> 25) | (e << 7))
-            t1 = h + (s1 & m) + (g ^ (e & (f ^ g))) + k[i] + ctx[8 + i]
+            t1 = h + (s1 & m) + (g ^ (e & (f ^ g))) + k[i] + w[i]
             s0 = ((a >> 2) | (a << 30)) ^ ((a >> 13) | (a << 19)) ^ ((a >> 22) | (a << 10))
             t2 = (s0 & m) + ((a & b) | (c & (a | b)))
             h = g
