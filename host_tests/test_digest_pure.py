@@ -203,3 +203,35 @@ def test_digests_fall_back_to_the_pure_digests():
             assert n == 4096 and h.digest() == hashlib.sha256(data[:4096]).digest()
         finally:
             digest.hashlib = real
+
+
+def test_digests_on_the_pure_digests_allocate_nothing_per_chunk():
+    # The engine's per-chunk call, Digests.feeder() or update(), on a port without hashlib: with
+    # the viper kernels it allocates nothing either (the download loop's promise).
+    if not is_micropython():
+        return  # CPython runs the plain kernels; heap_lock() is the unix port's
+    buf = bytearray(_data(4096))
+    mv = memoryview(buf)
+    whole = bytes(buf) * 16
+    real = digest.hashlib
+    digest.hashlib = None
+    try:
+        both = Digests(
+            md5=_hex(hashlib.md5(whole).digest()), sha256=_hex(hashlib.sha256(whole).digest())
+        )
+        one = Digests(md5=_hex(hashlib.md5(whole).digest()))
+        feed = one.feeder()
+    finally:
+        digest.hashlib = real
+    gc.collect()
+    before = gc.mem_alloc()
+    micropython.heap_lock()
+    try:
+        for _ in range(16):
+            both.update(mv)
+            feed(mv)
+    finally:
+        micropython.heap_unlock()
+    assert gc.mem_alloc() == before, "allocated %d bytes" % (gc.mem_alloc() - before)
+    both.verify()
+    one.verify()
