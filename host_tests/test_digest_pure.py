@@ -86,6 +86,15 @@ def test_the_viper_kernel_is_chosen_where_the_port_has_the_emitter():
     assert len(_kernels(md5)) == (2 if is_micropython() else 1)
 
 
+def test_native_arch_from_the_mpy_version():
+    if not is_micropython():
+        assert viper.native_arch() is None
+        return
+    # the unix builds: x64 (arch 2) and i386 (arch 1, x86), both with a native emitter
+    expected = 1 if sys.maxsize == 2**31 - 1 else 2
+    assert viper.native_arch() == expected, sys.implementation
+
+
 def test_compile_refuses_quietly_where_there_is_no_viper():
     source = "@micropython.viper\ndef f(x: int) -> int:\n    return x + 1\n"
     f = viper.compile(source, "f", {})

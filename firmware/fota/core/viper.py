@@ -5,8 +5,9 @@
 # -march), while the agent ships one arch-neutral set of .mpy files. So the digests keep their
 # viper kernels as source text and compile() builds them on the device, once, when the digest
 # module is imported (the compiler knows the device's architecture). A port without a native
-# emitter refuses the decorator with a SyntaxError, and CPython has no viper at all: compile()
-# then returns None and the caller keeps its plain-Python function.
+# emitter says so in sys.implementation._mpy (its architecture bits are 0) and would refuse the
+# decorator with a SyntaxError anyway; CPython has no viper at all: compile() then returns None
+# and the caller keeps its plain-Python function.
 
 import sys
 
@@ -15,11 +16,18 @@ from micropython import const
 _BLOCK = const(64)
 
 
+def native_arch():
+    """The port's native code architecture from sys.implementation._mpy (0: no native emitter,
+    1: x86, 2: x64, 7: armv7emsp, 10: xtensawin ...), or None where the port does not say."""
+    mpy = getattr(sys.implementation, "_mpy", None)
+    return None if mpy is None else mpy >> 10
+
+
 def compile(source, name, names: dict):  # noqa: A001 - the device's compile() is not needed here
     """The viper function `name` defined by `source`, whose globals are `names` (a dict), or
     None where the port cannot compile viper code. Runs the compiler: call it once, at import."""
-    if sys.implementation.name != "micropython":
-        return None
+    if sys.implementation.name != "micropython" or native_arch() == 0:
+        return None  # no compile attempt: it would cost the parse's heap just to fail
     try:
         exec(source, names)
     except (SyntaxError, NotImplementedError, ValueError):  # no native emitter in this build
