@@ -35,6 +35,8 @@ and collector block sizes, the reference for every memory figure, and x64, 64-bi
    what the agent holds while idle between polls: the idle event's "heap" (gc.mem_alloc() after
    a collection) minus the heap in use when boot.py started (vboard's ready event); n/a while
    the agent's idle event carries no heap figure.
+5. Digests without hashlib (tools/bench_digest.py): KB/s of fota.core.md5 and fota.core.sha256,
+   viper and plain, beside hashlib's C code, on both builds.
 Prints the tables and writes them to --out (tools/bench_results.md by default). --quick: three
 rounds and the OneNET cycle only, a smoke run. Errors: `bench: message`, exit status 1.
 """
@@ -60,6 +62,7 @@ TOOLS = ROOT / "tools"
 sys.path.insert(0, str(TOOLS / "devices"))
 sys.path.insert(0, str(TOOLS))
 
+import bench_digest  # noqa: E402
 import cli  # noqa: E402
 import demo  # noqa: E402
 import emu  # noqa: E402
@@ -663,15 +666,18 @@ def main(argv=None) -> int:
                     if runtime == REFERENCE or cloud in CYCLE_X64:
                         cycles[(cloud, runtime)] = _full_cycle(cloud, runtime, image, work)
             cycle_s = time.monotonic() - t0
+            digests = bench_digest.run(1 if opts.quick else bench_digest.DEFAULT_ROUNDS, work)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 1
-    except (BenchError, nginx.NginxError, emu.EmuError, runtimes.RuntimeMissing,
-            subprocess.SubprocessError, OSError, ValueError) as exc:  # fmt: skip
+    except (BenchError, bench_digest.DigestBenchError, nginx.NginxError, emu.EmuError,
+            runtimes.RuntimeMissing, subprocess.SubprocessError, OSError,
+            ValueError) as exc:  # fmt: skip
         print("bench: %s" % exc, file=sys.stderr)
         return 1
     seconds = (time.monotonic() - started, cycle_s)
     table = _tables(opts, rts, speeds, heaps, modules, cycles, seconds)
+    table += "\n" + "\n".join(digests) + "\n"
     print(table)
     try:
         Path(opts.out).write_text("# Benchmark results\n\n" + table)

@@ -4,14 +4,20 @@
 # (ProtocolError naming the field). update(buf) runs in the per-chunk loop and, with hashlib's
 # own objects, allocates nothing. Hash state cannot be saved across a reboot, so a resumed
 # download re-hashes the part already in flash with hash_slot() and then goes on with update().
-# Ports whose hashlib lacks md5 get fota.core.md5 (pure Python, slow, allocates on 32-bit ports).
+# Ports whose hashlib lacks md5 (every build without TLS) get fota.core.md5, ports without hashlib
+# or its sha256 get fota.core.sha256: pure Python, on the viper emitter where the port has one
+# (then they allocate nothing either), slow and allocating on 32-bit ports without it.
 #
 # prefix=N also keeps a SHA-256 of the first bytes fed, in whole updates, up to N bytes: the slot's
 # image check uses it (an ESP32 image's appended SHA-256 covers everything before its last 32
 # bytes), so that check needs no second pass over the slot.
 
 import binascii
-import hashlib
+
+try:
+    import hashlib
+except ImportError:  # a port built without hashlib: the pure-Python digests stand in
+    hashlib = None
 
 from micropython import const
 
@@ -37,12 +43,19 @@ def _expected(field, value, digits):
 
 
 def _new_md5():
-    try:
+    if hashlib is not None and hasattr(hashlib, "md5"):
         return hashlib.md5()
-    except AttributeError:  # this port's hashlib has no md5
-        from fota.core.md5 import md5
+    from fota.core.md5 import md5  # no md5 in this port's hashlib, or no hashlib
 
-        return md5()
+    return md5()
+
+
+def _new_sha256():
+    if hashlib is not None and hasattr(hashlib, "sha256"):
+        return hashlib.sha256()
+    from fota.core.sha256 import sha256  # no sha256 in this port's hashlib, or no hashlib
+
+    return sha256()
 
 
 class Digests:
@@ -61,8 +74,8 @@ class Digests:
     def reset(self):
         """Start over with new hash objects (a resume re-hashes the slot from its start)."""
         self._md5 = _new_md5() if self.md5 is not None else None
-        self._sha256 = hashlib.sha256() if self.sha256 is not None else None
-        self._prefix = hashlib.sha256() if self._cap > 0 else None
+        self._sha256 = _new_sha256() if self.sha256 is not None else None
+        self._prefix = _new_sha256() if self._cap > 0 else None
         self._computed = None
         self.length = 0  # bytes hashed since the last reset
         self.prefix_len = 0  # bytes in the prefix hash: the first prefix_len bytes fed

@@ -1,7 +1,8 @@
 # HMAC (RFC 2104) on hashlib, for the clouds' request signatures.
 #
-# ESP32 MicroPython ships no `hmac` module, and some ports' hashlib lack md5 (fota.core.md5 stands
-# in).
+# ESP32 MicroPython ships no `hmac` module, and some ports' hashlib lack md5 or sha256
+# (fota.core.md5 and fota.core.sha256 stand in). sha1 has none: where a port lacks it, configure
+# the cloud's md5 or sha256 signature.
 # Runs a few times per cloud request, never in the download loop; allocates a few small bytes.
 
 import hashlib
@@ -24,7 +25,12 @@ def _new(name):
     if name == "sha1":
         return hashlib.sha1()
     if name == "sha256":
-        return hashlib.sha256()
+        try:
+            return hashlib.sha256()
+        except AttributeError:  # this port's hashlib has no sha256
+            from fota.core.sha256 import sha256
+
+            return sha256()
     raise OTAError(CONFIG, "unknown hash %r: use md5, sha1 or sha256" % (name,))
 
 
