@@ -1,6 +1,34 @@
-# main.py: start the OTA agent. It settles the update in flight (confirm or report a rollback),
-# then polls the cloud configured in /ota.json. It never raises: errors are printed as JSON
-# events and the board stays up, with its REPL.
+# main.py: your application, with the OTA agent beside it.
+#
+# At every boot the agent settles the update in flight (it confirms a new image once the
+# network, the cloud and your health check pass, or reports the bootloader's rollback), then
+# polls the cloud configured in /ota.json, downloading and switching to new firmware when the
+# cloud offers it. It never raises: its events are JSON lines on the console, and on_event()
+# hands them to your code as dicts. For an asyncio application, see examples/main_asyncio.py.
+import time
+
 from fota.app import agent
 
-agent.main()
+
+def healthy():
+    # False when this firmware cannot do its job (a sensor that does not answer ...): a new
+    # image is then not confirmed, and the next reset boots the previous one again.
+    return True
+
+
+def on_event(kind, info):
+    pass  # e.g. blink an LED while kind == "progress" (info["percent"])
+
+
+def work():
+    pass  # your application's work, a little at a time
+
+
+agent.health_check(healthy)
+agent.on_event(on_event)
+cfg = agent.start()  # None after an error event: the config is wrong, the agent stays out
+while True:
+    due = time.time() + agent.poll(cfg) if cfg else None  # poll: one turn, then seconds to wait
+    while due is None or time.time() < due:
+        work()
+        time.sleep_ms(100)

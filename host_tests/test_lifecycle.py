@@ -260,3 +260,20 @@ def test_no_network_backs_off_without_touching_the_cloud_or_leaking_the_password
     assert "backoff" in kinds and kinds[-1] == "timeout"
     assert board.log() == []
     assert "secret-wifi" not in json.dumps(events)
+
+
+ASYNCIO_MAIN = ROOT / "examples" / "main_asyncio.py"
+# asyncio's own heap comes on top of the agent's budget (the README gives the measured figure)
+ASYNCIO_HEAP = "72k"
+
+
+@pytest.mark.parametrize("cloud", ["onenet", "aliyun"])
+def test_the_agent_as_an_asyncio_task_updates_confirms_and_reports(tmp_path, cloud):
+    board = Board(tmp_path, cloud, puts=[(ASYNCIO_MAIN, "/main.py")])
+    board.publish()
+    events = board.boot("--heap", ASYNCIO_HEAP)
+    kinds = _kinds(events)
+    order = ["offer", "start", "verified", "activated", "reset", "confirmed", "reported", "idle"]
+    positions = [kinds.index(k) for k in order]
+    assert positions == sorted(positions), kinds
+    assert _booted_version(board) == "2.0.0" and _done(cloud, board.state())
