@@ -206,20 +206,15 @@ class Downloader:
         if offer.inspect:
             offer.inspect(resp)
         status = resp.status
-        if status == 416:
-            raise errors.OTAError(
-                errors.VERIFY,
-                "server cannot serve bytes %d-%d: its file is shorter than the offered %d bytes"
-                % (start, end - 1, offer.size),
-            )
-        if status != 206 and status != 200:
+        if status != 206 and status != 200 and status != 416:
             retry = status >= 500 or status in (408, 429)
             raise errors.OTAError(
                 errors.DOWNLOAD, "HTTP %d for the image" % status, retryable=retry
             )
-        # 200: Range ignored (or OneNET's answer to a range past the end): the whole file
+        # 200: Range ignored (or OneNET's answer to a range past the end): the whole file;
+        # 416 names the file's size in its Content-Range (bytes */N)
         length = resp.length
-        total = resp.range_total if status == 206 else length
+        total = length if status == 200 else resp.range_total
         header = getattr(resp, "header", None)
         tag = header("etag") if header is not None else None
         if self._etag is None:
@@ -236,6 +231,12 @@ class Downloader:
             self.journal.clear()
             raise errors.OTAError(
                 errors.DOWNLOAD, "the file changed on the server: starting over", retryable=True
+            )
+        if status == 416:
+            raise errors.OTAError(
+                errors.VERIFY,
+                "server cannot serve bytes %d-%d: its file is shorter than the offered %d bytes"
+                % (start, end - 1, offer.size),
             )
         if status == 200:
             self._discard(resp, start)
