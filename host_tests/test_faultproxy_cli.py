@@ -120,3 +120,15 @@ def test_head_requests_keep_the_upstreams_length():
         req = urllib.request.Request(proxy.url + "/small.bin", method="HEAD")
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.headers["Content-Length"] == "10000" and resp.read() == b""
+
+
+def test_the_demo_survives_faults_between_the_board_and_the_cloud():
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "demo.py"), "--fault", "reset-at=random", "--size", "100000"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    faults = out.split("== the faults the proxy injected\n", 1)[1].split("==", 1)[0]
+    assert len(faults.strip().splitlines()) == 2 and faults.count(": reset at ") == 2, faults
+    assert "demo: the board runs 2.0.0 and the cloud knows it" in out

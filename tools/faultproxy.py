@@ -1,14 +1,14 @@
 """A fault-injecting HTTP proxy to put between the agent and any HTTP server.
 
 usage: python tools/faultproxy.py --upstream http://127.0.0.1:8080 [--listen 127.0.0.1:9000]
-                                  [--mode MODE] [--times K] [--skip S] [--only TEXT]
+                                  [--mode MODE] [--times K] [--skip S] [--only REGEX]
                                   [--seed N] [--upstream-host]
 
 The agent (a test, `make demo`, or a real board on the desk) talks plain HTTP to the proxy;
 the proxy forwards each request to the upstream server (aiohttp's client) and writes the answer
 back itself, with one fault applied to the answers the fault is armed for: answers number S+1
-.. S+K of those whose path contains TEXT (all of them without --times; control requests are
-never counted). One line per request on stdout:
+.. S+K of those whose path (without the query) matches REGEX (all of them without --times;
+control requests are never counted). One line per request on stdout:
 
   #3 GET /fw.bin bytes=65536-131071 -> 206 65536 B: reset at 4096 (fault 1 of 2)
 
@@ -54,6 +54,7 @@ Errors: `faultproxy: message` on stderr, exit status 1.
 import asyncio
 import json
 import random
+import re
 import socket
 import struct
 import sys
@@ -145,6 +146,10 @@ class FaultProxy:
         self.mode, self.arg = parse_mode(mode)
         if times is not None and times < 0 or skip < 0:
             raise ProxyError("--times and --skip must not be negative")
+        try:
+            self.pattern = re.compile(only) if only is not None else None
+        except (re.error, TypeError) as exc:
+            raise ProxyError("--only: not a regular expression: %s" % exc) from None
         self.times, self.skip, self.only = times, skip, only
         self.random = random.Random(seed)
         self.seed = seed
@@ -161,7 +166,7 @@ class FaultProxy:
     def _fault_for(self, path):
         # -> the fault to apply to this request, or None; counts it
         self.requests += 1
-        if self.mode == "pass" or (self.only is not None and self.only not in path):
+        if self.mode == "pass" or (self.pattern is not None and not self.pattern.search(path)):
             return None
         self.matched += 1
         if self.matched <= self.skip:
@@ -533,7 +538,7 @@ def main(argv=None):
     parser.add_argument("--mode", default="pass", help="the fault, e.g. reset-at=4096")
     parser.add_argument("--times", type=int, help="fault this many answers, then pass")
     parser.add_argument("--skip", type=int, default=0, help="pass this many answers first")
-    parser.add_argument("--only", help="fault only requests whose path contains this text")
+    parser.add_argument("--only", help="fault only requests whose path matches this regex")
     parser.add_argument("--seed", type=int, help="seed of the random offsets")
     parser.add_argument("--upstream-host", action="store_true",
                         help="send the upstream's host name as Host, not the client's")  # fmt: skip
