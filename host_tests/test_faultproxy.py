@@ -247,3 +247,19 @@ def test_a_few_redirects_are_followed():
 def test_a_redirect_loop_is_one_clear_error():
     exc, _ = _fails("redirect-loop", None, errors.DOWNLOAD, retries=1)
     assert exc.message == "too many redirects (more than 3)"
+
+
+def test_after_a_corrupt_transfer_the_next_try_starts_over_and_completes():
+    # The resume journal must not carry a corrupt byte into the next attempt: the same offer,
+    # tried again (the next poll, a new engine) once the faults stopped, fetches from byte 0.
+    _arm("flip-at=60000", 1)
+    rig = Rig(journal_blocks=4)
+    try:
+        fails(errors.VERIFY, rig.fetch)
+        _arm("pass")
+        rig.dl = Downloader(rig.client, Esp32Slot("esp32"), Journal(rig.tmp + "/fota.journal"),
+                            rig.clock, window=65536, journal_blocks=4)  # fmt: skip
+        rig.fetch()
+        assert rig.dl.resumed_from == 0 and rig.slot_ok() and rig.untouched()
+    finally:
+        rig.close()

@@ -404,7 +404,11 @@ class Downloader:
                     )  # fmt: skip
                 self.clock.sleep_ms(delay)
         self._finish()
-        self._digests.verify()
+        try:
+            self._digests.verify()
+        except errors.OTAError:
+            self.journal.clear()  # the slot holds bytes the offer did not promise: no resuming
+            raise
 
     def _resume(self, offer):
         """After a reboot: re-hash what the journal says is written and continue from there."""
