@@ -517,6 +517,17 @@ def test_the_deadline_is_per_request():
     assert client.connects == 1
 
 
+def test_the_etag_is_kept_and_forgotten_with_its_response():
+    client = _plain()
+    resp = _get(client, _env("FOTA_TEST_NGINX") + "/small.bin")
+    tag = resp.etag
+    assert tag is not None and tag.startswith('"') and tag.endswith('"'), tag
+    assert resp.body(20000) == _file("small.bin")
+    assert _get(client, _env("FOTA_TEST_NGINX") + "/medium.bin").etag not in (None, tag)
+    client.response.close()
+    assert _get(client, _env("FOTA_TEST_HTTP") + "/small.bin").etag is None  # none sent
+
+
 def test_interim_answers_are_bounded():
     client = _plain()
     resp = _get(client, _env("FOTA_TEST_HTTP") + "/continue/3/small.bin")

@@ -191,7 +191,7 @@ class Downloader:
         the offset where its body ends by its Content-Length or -1)."""
         offer = self._offer
         resp = self.client.get_range(
-            offer.url, start, end - 1, bare=self.bare_range, headers=offer.headers, keep=self._keep
+            offer.url, start, end - 1, bare=self.bare_range, headers=offer.headers, keep=offer.keep
         )
         self.requests += 1
         try:
@@ -215,8 +215,7 @@ class Downloader:
         # 416 names the file's size in its Content-Range (bytes */N)
         length = resp.length
         total = length if status == 200 else resp.range_total
-        header = getattr(resp, "header", None)
-        tag = header("etag") if header is not None else None
+        tag = getattr(resp, "etag", None)
         if self._etag is None:
             self._etag = tag
         changed = tag is not None and tag != self._etag
@@ -371,7 +370,6 @@ class Downloader:
         self.slot.begin(offer.size)
         self._offer = offer
         self._key = offer.key()
-        self._keep = ("etag",) + tuple(offer.keep) if offer.keep else ("etag",)
         self._start()
         slot = self.slot
         # the steady state writes with the partition's own writeblocks where the slot offers it

@@ -79,8 +79,8 @@ class Response:
     """The answer to one request: status, the few parsed headers, and the body as a stream.
 
     status, length (Content-Length or None), range_start/range_end/range_total (Content-Range as
-    ints, None when absent; "bytes */N" gives only range_total), content_type, location: str or
-    None. header(name) gives a header the request named in keep=.
+    ints, None when absent; "bytes */N" gives only range_total), content_type, location, etag:
+    str or None. header(name) gives a header the request named in keep=.
     """
 
     def __init__(self, client):
@@ -92,7 +92,7 @@ class Response:
         self.status = 0
         self.length = None
         self.range_start = self.range_end = self.range_total = None
-        self.content_type = self.location = None
+        self.content_type = self.location = self.etag = None
         self._mode = _DONE
         self.left = 0  # body bytes left (Content-Length), or left in this chunk
         self._got = 0
@@ -668,6 +668,8 @@ class Client:
             resp.location = _text(self._mv, vs, ve)
         elif n == 12 and _ieq(buf, start, b"content-type"):
             resp.content_type = _text(self._mv, vs, ve)
+        elif n == 4 and _ieq(buf, start, b"etag"):  # the download notices another file by it
+            resp.etag = _text(self._mv, vs, ve)
         elif names:
             for raw, key in names:
                 if n == len(raw) and _ieq(buf, start, raw):
