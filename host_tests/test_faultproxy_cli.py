@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -73,32 +74,39 @@ def test_command_line_proxy_prints_one_line_per_request():
     assert lines[1] == "#2 GET /small.bin bytes=0-999 -> 206 1000 B"
 
 
-def test_python_api_arms_faults_and_keeps_a_log():
-    with faultproxy.start(_NGINX, mode="status=503", times=1) as proxy:
-        with pytest.raises(urllib.error.HTTPError) as err:
-            _get(proxy.url + "/small.bin")
-        assert err.value.code == 503
-        status, headers, body = _get(proxy.url + "/small.bin")
-        assert status == 200 and body == _small() and "ETag" in headers
-        assert [(r["status"], r["fault"]) for r in proxy.log] == [(503, "status 503"), (200, None)]
-        proxy.arm("chunked")
-        status, headers, body = _get(proxy.url + "/small.bin", "bytes=10-19")
-        assert headers.get("Transfer-Encoding") == "chunked" and body == _small()[10:20]
-        assert len(proxy.log) == 1 and proxy.state()["faults"] == 1
-        # the control API the MicroPython tests use
-        req = urllib.request.Request(
-            proxy.url + "/_proxy", data=json.dumps({"mode": "flip-at=3"}).encode(), method="POST"
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            assert json.load(resp)["mode"] == "flip-at=3"
-        body = _get(proxy.url + "/small.bin")[2]
-        assert body[3] == _small()[3] ^ 0xFF and body[:3] + body[4:] == _small()[:3] + _small()[4:]
-        req = urllib.request.Request(
-            proxy.url + "/_proxy", data=json.dumps({"mode": "nope"}).encode(), method="POST"
-        )
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(req, timeout=10)
-        assert err.value.code == 400 and "unknown mode" in json.load(err.value)["error"]
+@pytest.fixture
+def proxy():
+    """A fault proxy of the test's own in front of nginx, passing until the test arms it."""
+    with faultproxy.start(_NGINX) as running:
+        yield running
+
+
+def test_python_api_arms_faults_and_keeps_a_log(proxy):
+    proxy.arm("status=503", times=1)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _get(proxy.url + "/small.bin")
+    assert err.value.code == 503
+    status, headers, body = _get(proxy.url + "/small.bin")
+    assert status == 200 and body == _small() and "ETag" in headers
+    assert [(r["status"], r["fault"]) for r in proxy.log] == [(503, "status 503"), (200, None)]
+    proxy.arm("chunked")
+    status, headers, body = _get(proxy.url + "/small.bin", "bytes=10-19")
+    assert headers.get("Transfer-Encoding") == "chunked" and body == _small()[10:20]
+    assert len(proxy.log) == 1 and proxy.state()["faults"] == 1
+    # the control API the MicroPython tests use
+    req = urllib.request.Request(
+        proxy.url + "/_proxy", data=json.dumps({"mode": "flip-at=3"}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.load(resp)["mode"] == "flip-at=3"
+    body = _get(proxy.url + "/small.bin")[2]
+    assert body[3] == _small()[3] ^ 0xFF and body[:3] + body[4:] == _small()[:3] + _small()[4:]
+    req = urllib.request.Request(
+        proxy.url + "/_proxy", data=json.dumps({"mode": "nope"}).encode(), method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 400 and "unknown mode" in json.load(err.value)["error"]
 
 
 def test_stall_ends_when_the_client_gives_up_and_stop_does_not_wait():
@@ -112,7 +120,12 @@ def test_stall_ends_when_the_client_gives_up_and_stop_does_not_wait():
             s.settimeout(0.2)
             with pytest.raises(TimeoutError):
                 s.recv(65536)  # stalled: nothing after the 10th body byte
-        assert proxy.log[0]["fault"] == "stalled at 10"
+            assert proxy.log[0]["fault"] == "stalled at 10"
+            started = time.monotonic()
+            proxy.stop()  # with the client still connected: the stalled answer is ended
+            assert time.monotonic() - started < 5
+            s.settimeout(5)
+            assert s.recv(65536) == b""  # the proxy closed the connection
 
 
 def test_head_requests_keep_the_upstreams_length():
