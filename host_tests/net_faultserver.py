@@ -23,6 +23,12 @@ without being disturbed by other tests' traffic.
   /drop/K/NAME           headers with the full Content-Length, K body bytes, then closes
   /stall/K/NAME          headers with the full Content-Length, K body bytes, then sends nothing
                          more but keeps the socket open until the client closes it
+  /drip/MS/K/NAME        headers with the full Content-Length and K body bytes at once, then
+                         the rest one byte every MS milliseconds (each wait far below any read
+                         timeout: only a deadline on the whole request ends it)
+  /drip-head/MS/NAME     the response head one byte every MS milliseconds, then the file
+  /continue/N/NAME       N interim `100 Continue` answers, then the file; N = `forever`: interim
+                         answers until the client closes the connection
   /ignore-range/NAME     200 with the whole file whatever Range says
   /bad-range/NAME        206 whose Content-Range is shifted by one byte from the requested range
   /malformed-range/NAME  206 with `Content-Range: bytes abc`
@@ -45,6 +51,7 @@ import json
 import socketserver
 import ssl
 import threading
+import time
 from pathlib import Path
 
 _REASONS = {
@@ -227,8 +234,18 @@ class _Handler(socketserver.BaseRequestHandler):
             return self._file(head, "/".join(rest))
         if head in ("bad-range", "malformed-range"):
             return self._file(head, "/".join(rest))
-        if head in ("drop", "stall"):
+        if head in ("drop", "stall", "drip-head"):
             return self._file(head, "/".join(rest[1:]), int(rest[0]))
+        if head == "drip":
+            self.drip_ms = int(rest[0])
+            return self._file(head, "/".join(rest[2:]), int(rest[1]))
+        if head == "continue":
+            interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+            if rest[0] == "forever":
+                while True:  # until the client gives up (the send fails)
+                    self.request.sendall(interim * 64)
+            self.request.sendall(interim * int(rest[0]))
+            return self._file("", "/".join(rest[1:]))
         return self._file("", "/".join(parts))
 
     def _echo(self):
@@ -288,6 +305,17 @@ class _Handler(socketserver.BaseRequestHandler):
         if mode == "close":
             self._send(status, headers, data, close=True)
             raise _Closed()
+        if mode == "drip":
+            self._send(
+                status, headers + [("Content-Length", str(len(data)))], data[:k], length=False
+            )
+            for i in range(k, len(data)):
+                time.sleep(self.drip_ms / 1000)  # the fault itself: a server this slow
+                self.request.sendall(data[i : i + 1])
+            return
+        if mode == "drip-head":
+            self._send(status, headers, data, drip_ms=k)
+            return
         if mode in ("drop", "stall"):
             self._send(
                 status, headers + [("Content-Length", str(len(data)))], data[:k], length=False
@@ -303,14 +331,18 @@ class _Handler(socketserver.BaseRequestHandler):
 
     # response writing
 
-    def _send(self, status, headers=(), body=b"", close=False, length=True):
+    def _send(self, status, headers=(), body=b"", close=False, length=True, drip_ms=0):
         lines = ["HTTP/1.1 %d %s" % (status, _REASONS.get(status, "Status"))]
         lines += ["%s: %s" % (n, v) for n, v in headers]
         if length:
             lines.append("Content-Length: %d" % len(body))
         if close:
             lines.append("Connection: close")
-        self.request.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        for i in range(len(head) if drip_ms else 0):
+            self.request.sendall(head[i : i + 1])
+            time.sleep(drip_ms / 1000)  # the fault itself: a head this slow
+        self.request.sendall((b"" if drip_ms else head) + body)
 
     def _send_chunked(self, status, headers, data):
         lines = ["HTTP/1.1 %d %s" % (status, _REASONS.get(status, "Status"))]

@@ -13,6 +13,8 @@ FOTA_TEST_FILES      a directory of test files, served by all three servers. Gen
                        medium.bin  300,000 bytes
                        large.bin   1,500,000 bytes
                      (deterministic content: sha256 counter stream, see `_content`),
+                       other-medium.bin  300,000 other bytes, dated an hour earlier (so
+                                   nginx gives it another ETag than medium.bin's)
                      manifest.json  {name: {"size": int, "md5": hex, "sha256": hex}} for those,
                      ca.der / wrong-ca.der  the test CA that signed the TLS server's certificate,
                      and an unrelated CA (both DER, for `load_verify_locations(cadata=...)`).
@@ -31,6 +33,8 @@ FOTA_TEST_TLS_SELF_SIGNED  https://localhost:PORT  the files, with a self-signed
 FOTA_TEST_HTTP       http://127.0.0.1:PORT   the fault-injecting server (net_faultserver.py).
 FOTA_TEST_HTTPS      https://localhost:PORT  the same fault-injecting server over TLS (the same
                      certificate as nginx's, signed by ca.der), e.g. a stall or a drop under TLS.
+FOTA_TEST_PROXY      http://127.0.0.1:PORT   tools/faultproxy.py in front of FOTA_TEST_NGINX,
+                     passing everything until a test arms a fault (POST /_proxy, see the tool)
 FOTA_TEST_ONENET     http://127.0.0.1:PORT   the OneNET legacy OTA emulator (tools/emu)
 FOTA_TEST_ONENET_FUSE  http://127.0.0.1:PORT  the OneNET fuse OTA emulator
 FOTA_TEST_SAGOO      http://127.0.0.1:PORT   the Sagoo OTA emulator
@@ -66,6 +70,7 @@ from net_nginx import nginx_servers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import emu  # noqa: E402  (tools/emu: the cloud emulators)
+import faultproxy  # noqa: E402  (tools/faultproxy.py)
 import nginx  # noqa: E402  (tools/nginx.py: the nginx runner the bench uses too)
 
 FILES = (("empty.bin", 0), ("small.bin", 10_000), ("medium.bin", 300_000), ("large.bin", 1_500_000))
@@ -77,6 +82,7 @@ ENV_NAMES = (
     "FOTA_TEST_TLS_SELF_SIGNED",
     "FOTA_TEST_HTTP",
     "FOTA_TEST_HTTPS",
+    "FOTA_TEST_PROXY",
     "FOTA_TEST_ONENET",
     "FOTA_TEST_ONENET_FUSE",
     "FOTA_TEST_SAGOO",
@@ -140,6 +146,8 @@ def _start_all():
     os.environ["FOTA_TEST_TLS_SELF_SIGNED"] = "https://localhost:%d" % self_signed
     os.environ["FOTA_TEST_HTTP"] = fault.base_url
     os.environ["FOTA_TEST_HTTPS"] = fault_tls.base_url
+    _state["proxy"] = faultproxy.start(os.environ["FOTA_TEST_NGINX"])
+    os.environ["FOTA_TEST_PROXY"] = _state["proxy"].url
     _start_emulators(pki)
 
 
@@ -161,6 +169,9 @@ def pytest_unconfigure(config):
         server.stop()
     for server in _state.pop("emulators", ()):
         server.stop()
+    proxy = _state.pop("proxy", None)
+    if proxy is not None:
+        proxy.stop()
     for server in _state.pop("fault", ()):
         server.shutdown()
         server.server_close()
@@ -195,4 +206,8 @@ def _make_files(files):
             "md5": hashlib.md5(data).hexdigest(),
             "sha256": hashlib.sha256(data).hexdigest(),
         }
+    other = files / "other-medium.bin"
+    other.write_bytes(_content("other-medium.bin", 300_000))
+    stat = other.stat()
+    os.utime(other, (stat.st_atime - 3600, stat.st_mtime - 3600))
     (files / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))

@@ -84,6 +84,14 @@ def test_values_out_of_range_and_plain_http():
     assert "must be a JSON object" in _error([1, 2])
 
 
+def test_request_deadline():
+    assert config.validate(ONENET)["deadline_s"] == 60
+    assert config.validate(_with(deadline_s=5))["deadline_s"] == 5
+    assert _error(_with(deadline_s=0)) == "ota.json: deadline_s must be 1..86400"
+    assert "deadline_s" in _error(_with(deadline_s=86401))
+    assert _error(_with(deadline_s=1.5)) == "ota.json: deadline_s must be an integer"
+
+
 def test_load_reads_the_file_and_reports_bad_json():
     tmp = tmpdir()
     try:

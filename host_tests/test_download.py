@@ -630,3 +630,153 @@ def test_a_file_slot_is_closed_when_its_download_fails_and_resumes_later():
     finally:
         fileslot.set_hook(None)
         rig.close()
+
+
+class LateResponse(DirectResponse):
+    """A fast-path response whose deadline passes after `reads` reads through direct(): late()
+    says so from then on, and readinto() raises the transport's timeout, as the real one does."""
+
+    def __init__(self, reads, *args):
+        super().__init__(*args)
+        self.reads = reads
+        self.late_calls = 0
+
+    def _direct_read(self, buf):
+        n = DirectResponse._direct_read(self, buf)
+        self.reads -= 1
+        return n
+
+    def late(self):
+        self.late_calls += 1
+        return self.reads <= 0
+
+    def readinto(self, buf):
+        if self.reads <= 0:
+            raise errors.OTAError(errors.TIMEOUT, "timed out: body (over the deadline)")
+        return DirectResponse.readinto(self, buf)
+
+
+class LateClient(DirectClient):
+    def get_range(self, url, start, end, bare=False, headers=None, keep=None):
+        r = super().get_range(url, start, end, bare, headers, keep)
+        self.answers.pop()
+        reads = 5 if len(self.answers) == 0 else 1000  # only the first answer runs late
+        resp = LateResponse(reads, self, r.status, r.range_start, r.range_end, r.range_total,
+                            r.length)  # fmt: skip
+        self.answers.append(resp)
+        return resp
+
+
+def test_the_pump_stops_at_the_deadline_between_chunks():
+    # The first answer's deadline passes after its 5th fast read: the pump asks late() before
+    # each read (with the heap locked), stops there, and the engine resumes from exactly the
+    # bytes it holds: the first read (bytes that came with the head) plus five chunks.
+    rig = Rig(size=70000, window=32768, lock_heap=True)
+    client = LateClient(rig.image)
+    try:
+        rig.run(client=client)
+        assert rig.slot_bytes() == rig.image
+        retry = [info for kind, info in rig.events if kind == "retry"]
+        assert len(retry) == 1 and "over the deadline" in retry[0]["error"]
+        assert retry[0]["offset"] == 6 * 4096
+        first = client.answers[0]
+        # five reads, each after a late() that said no; then yes, twice: once ending that pump,
+        # once at the start of the next, after which readinto() raises the timeout
+        assert first.direct_read == 5 * 4096 and first.late_calls == 7
+        assert rig.erases() == [1] * len(rig.erases())
+    finally:
+        rig.close()
+
+
+class TaggedResponse(FakeResponse):
+    def __init__(self, etag, *args):
+        super().__init__(*args)
+        self.etag = etag  # as fota.transport.http's Response has it
+
+
+class SwappingClient(FakeClient):
+    """A server whose file changes under the same URL: answers number `swaps` (counting from 0)
+    come from `other` with ETag "b", the rest from the offer's image with ETag "a"."""
+
+    def __init__(self, data, other, swaps, mode="range", tags=True):
+        super().__init__(data, mode)
+        self.tags = tags  # False: no ETag at all
+        self.files = (data, other)
+        self.swaps = swaps
+
+    def get_range(self, url, start, end, bare=False, headers=None, keep=None):
+        which = 1 if len(self.requests) in self.swaps else 0
+        self.data = self.files[which]
+        self.total = len(self.data)
+        r = super().get_range(url, start, end, bare, headers, keep)
+        tag = "ab"[which] if self.tags else None
+        return TaggedResponse(tag, self, r.status, r.range_start, r.range_end, r.range_total,
+                              r.length)  # fmt: skip
+
+
+def test_a_file_that_changed_on_the_server_is_fetched_again_from_byte_zero():
+    # The 3rd answer (bytes 16384..) comes from another build of the same size: its ETag says
+    # so before a byte of it is used, so the engine starts over (the slot's first blocks came
+    # from the offer's file but the digests must cover one file), and completes once the
+    # server serves the offer's file again.
+    other = espidf.make_app_image("2.0.1", size=40000)
+    rig = Rig(size=40000, window=8192)
+    client = SwappingClient(rig.image, other, swaps=(2,))
+    try:
+        rig.run(client=client)
+        assert rig.slot_bytes() == rig.image
+        retry = [info for kind, info in rig.events if kind == "retry"]
+        assert len(retry) == 1 and retry[0]["offset"] == 0
+        assert retry[0]["error"] == "the file changed on the server: starting over"
+        assert [r[0] for r in client.requests] == [0, 8192, 16384, 0, 8192, 16384, 24576, 32768]
+    finally:
+        rig.close()
+    # a server that ignores Range: the whole file each time; the first answer dies at 10000
+    # bytes, the second is the other build
+    rig = Rig(size=40000, window=8192)
+    client = SwappingClient(rig.image, other, swaps=(1,), mode="ignore")
+    client.drop_after(10000)
+    try:
+        rig.run(client=client)
+        assert rig.slot_bytes() == rig.image
+        retry = [info for kind, info in rig.events if kind == "retry"]
+        assert [info["offset"] for info in retry] == [10000, 0]
+        assert len(client.requests) == 3
+    finally:
+        rig.close()
+
+
+def test_a_file_that_keeps_changing_uses_up_the_retries():
+    rig = Rig(size=40000, window=8192, retries=2)
+    other = espidf.make_app_image("2.0.1", size=40000)
+    client = SwappingClient(rig.image, other, swaps=range(1, 100, 2))  # every other answer
+    try:
+        exc = fails(errors.DOWNLOAD, rig.run, client=client)
+        assert exc.message == "the file changed on the server: starting over"
+        assert len(client.requests) == 6  # 3 attempts, each one good answer and one changed
+        assert rig.boot_label() == "ota_0"
+        assert not rig.journal_exists()
+    finally:
+        rig.close()
+
+
+def test_another_size_once_bytes_are_in_is_another_file():
+    # Without ETags: a total that differs from the offer at byte 0 is a wrong offer (verify);
+    # later, the file changed: start over.
+    rig = Rig(size=40000, window=8192)
+    other = espidf.make_app_image("2.0.1", size=50000)
+    client = SwappingClient(rig.image, other, swaps=(1,), tags=False)
+    try:
+        rig.run(client=client)
+        assert rig.slot_bytes() == rig.image
+        retry = [info for kind, info in rig.events if kind == "retry"]
+        assert [info["offset"] for info in retry] == [0]
+    finally:
+        rig.close()
+    rig = Rig(size=40000, window=8192)
+    client = SwappingClient(rig.image, other, swaps=(0,), tags=False)
+    try:
+        exc = fails(errors.VERIFY, rig.run, client=client)
+        assert "server has 50000 bytes, the offer says 40000" in exc.message
+    finally:
+        rig.close()

@@ -192,3 +192,84 @@ def test_missing_file_is_not_retried():
         assert "HTTP 404" in exc.message and rig.dl.requests == 1
     finally:
         rig.close()
+
+
+# -- deadlines: a server that sends, but too slowly
+
+
+def _elapsed_ms(start):
+    import time
+
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_diff(time.ticks_ms(), start)
+    return int(time.monotonic() * 1000) - start
+
+
+def _now_ms():
+    import time
+
+    return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)
+
+
+def test_a_dripping_body_is_a_timeout_then_a_resume():
+    # /drip/2/10000: each answer sends 10000 body bytes at once, then one byte every 2 ms. Each
+    # request ends at its 0.3 s deadline (the read timeout, 5 s, never fires) and the engine
+    # resumes from the bytes it holds; on MicroPython the steady state reads 256-byte chunks
+    # with the socket's own readinto and asks the response whether it is late between them.
+    rig = Rig(size=30000, client=Client(allow_http=True, read_timeout=5.0, deadline=0.3),
+              chunk=256, retries=1)  # fmt: skip
+    try:
+        result = rig.dl.run(rig.offer(_FAULTS, "/drip/2/10000"))
+        assert rig.slot_ok() and result.version == "2.0.0"
+        retry = [info for kind, info in rig.events if kind == "retry"]
+        assert len(retry) >= 2
+        assert all("(over the 0.3 s deadline)" in info["error"] for info in retry), retry
+        offsets = [info["offset"] for info in retry]
+        assert offsets == sorted(offsets) and offsets[0] >= 10000
+        assert rig.boot_label() == "ota_1"
+    finally:
+        rig.close()
+
+
+def test_a_drip_without_retries_left_fails_with_timeout():
+    rig = Rig(size=30000, client=Client(allow_http=True, read_timeout=5.0, deadline=0.3),
+              chunk=256, retries=0)  # fmt: skip
+    try:
+        start = _now_ms()
+        exc = fails(errors.TIMEOUT, rig.dl.run, rig.offer(_FAULTS, "/drip/5/0"))
+        assert _elapsed_ms(start) < 3000
+        assert exc.retryable and "deadline" in exc.message
+        assert rig.dl.requests == 1 and rig.boot_label() == "ota_0"
+    finally:
+        rig.close()
+
+
+def test_a_stall_ends_at_the_deadline_not_the_read_timeout():
+    rig = Rig(size=30000, client=Client(allow_http=True, read_timeout=30.0, deadline=0.3),
+              retries=0)  # fmt: skip
+    try:
+        start = _now_ms()
+        exc = fails(errors.TIMEOUT, rig.dl.run, rig.offer(_FAULTS, "/stall/0"))
+        assert _elapsed_ms(start) < 3000
+        assert "deadline" in exc.message and rig.boot_label() == "ota_0"
+    finally:
+        rig.close()
+
+
+def test_the_real_fast_path_with_its_deadline_checks_allocates_nothing():
+    # The engine locks the heap around each pump (host_tests/heaplock.py): the socket's own
+    # readinto and the response's late() between chunks must not allocate.
+    from heaplock import LockedDownloader
+
+    rig = Rig(size=300000, window=131072)
+    try:
+        rig.dl = LockedDownloader(
+            rig.client, Esp32Slot("esp32"), Journal(rig.tmp + "/fota.journal"), rig.clock,
+            window=131072,
+        )  # fmt: skip
+        result = rig.dl.run(rig.offer(_NGINX))
+        assert result.version == "2.0.0" and rig.slot_ok()
+        if sys.implementation.name == "micropython":
+            assert rig.dl.pumped_locked >= len(rig.image) * 9 // 10
+    finally:
+        rig.close()

@@ -504,6 +504,58 @@ def test_stalled_server_times_out_within_the_read_timeout():
         assert 250 <= _since_ms(start) < 2000
 
 
+def test_a_head_sent_byte_by_byte_ends_at_the_deadline():
+    # One byte every 40 ms: each wait is far below the read timeout, and the whole head (about
+    # 90 bytes) would take over 3 s; the request's deadline ends it.
+    client = _plain(read_timeout=5, deadline=0.3)
+    start = _ms()
+    exc = fails(TIMEOUT, _get, client, _env("FOTA_TEST_HTTP") + "/drip-head/40/small.bin")
+    assert 250 <= _since_ms(start) < 2500, _since_ms(start)
+    assert "0.3 s deadline" in exc.message and exc.retryable
+    assert client.response.done()  # the connection is closed, the next request opens another
+    assert _get(client, _env("FOTA_TEST_HTTP") + "/small.bin").body(20000) == _file("small.bin")
+    assert client.connects == 2
+
+
+def test_a_body_sent_byte_by_byte_ends_at_the_deadline():
+    client = _plain(read_timeout=5, deadline=0.4)
+    start = _ms()
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/drip/20/4000/small.bin")
+    exc = fails(TIMEOUT, _read_all, resp)
+    assert 350 <= _since_ms(start) < 2500, _since_ms(start)
+    assert exc.retryable and "deadline" in exc.message
+
+
+def test_the_deadline_is_per_request():
+    # each request of a kept-alive connection gets the whole deadline again
+    # (five answers of about 0.2 s each: together over the 0.8 s deadline, each well within)
+    client = _plain(deadline=0.8)
+    for _ in range(5):
+        resp = _get(client, _env("FOTA_TEST_HTTP") + "/drip/20/9990/small.bin")
+        assert _read_all(resp) == _file("small.bin")  # the last 10 bytes dripped
+    assert client.connects == 1
+
+
+def test_the_etag_is_kept_and_forgotten_with_its_response():
+    client = _plain()
+    resp = _get(client, _env("FOTA_TEST_NGINX") + "/small.bin")
+    tag = resp.etag
+    assert tag is not None and tag.startswith('"') and tag.endswith('"'), tag
+    assert resp.body(20000) == _file("small.bin")
+    assert _get(client, _env("FOTA_TEST_NGINX") + "/medium.bin").etag not in (None, tag)
+    client.response.close()
+    assert _get(client, _env("FOTA_TEST_HTTP") + "/small.bin").etag is None  # none sent
+
+
+def test_interim_answers_are_bounded():
+    client = _plain()
+    resp = _get(client, _env("FOTA_TEST_HTTP") + "/continue/3/small.bin")
+    assert resp.status == 200 and resp.body(20000) == _file("small.bin")
+    exc = fails(PROTOCOL, _get, client, _env("FOTA_TEST_HTTP") + "/continue/9/small.bin")
+    assert "more than 8 interim (1xx) answers" in exc.message
+    fails(PROTOCOL, _get, client, _env("FOTA_TEST_HTTP") + "/continue/forever/small.bin")
+
+
 def test_connect_failure_is_a_download_error():
     client = _plain(connect_timeout=1)
     exc = fails(DOWNLOAD, _get, client, "http://127.0.0.1:1/x")  # nothing listens there

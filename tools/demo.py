@@ -1,7 +1,7 @@
 """make demo: one whole OTA on the virtual board against a local cloud emulator, narrated.
 
 usage: python tools/demo.py [--cloud onenet|onenet-fuse|sagoo|aliyun|mxchip] [--dir DIR]
-                            [--size BYTES] [--json]
+                            [--size BYTES] [--json] [--fault MODE [--fault-times K]]
 
 1. builds a 2.0.0 ESP32 app image and starts the cloud's emulator (tools/emulator.py) with it as
    the pending update;
@@ -11,8 +11,11 @@ usage: python tools/demo.py [--cloud onenet|onenet-fuse|sagoo|aliyun|mxchip] [--
    verify, activate, reboot, confirm, report, idle;
 4. shows the requests as the cloud saw them and the board's slots (tools/vboard.py inspect).
 Exit status 0 when the board ends on 2.0.0, confirmed, and the cloud knows it; 1 otherwise.
---json prints the raw event lines instead of the story. board_config, control and cloud_agrees
-are also make bench's (tools/bench.py runs the same cycle to find its smallest heap).
+--json prints the raw event lines instead of the story. --fault puts tools/faultproxy.py
+between the board and the emulator and injects MODE (e.g. reset-at=random, drip=5, status=503)
+into the first K (default 2) answers that carry the image; the board must still end on 2.0.0.
+board_config, control and cloud_agrees are also make bench's (tools/bench.py runs the same
+cycle to find its smallest heap).
 """
 
 import argparse
@@ -31,11 +34,20 @@ sys.path.insert(0, str(TOOLS / "devices"))
 import cli  # noqa: E402
 import emu  # noqa: E402
 import espidf  # noqa: E402
+import faultproxy  # noqa: E402
 
 OLD, NEW = "1.0.0", "2.0.0"
 BOOT_TIMEOUT_S = 120
 # The board is the esp32 profile: 64 KB of heap, what MicroPython starts with on an ESP32
 # without PSRAM, for the agent and the application.
+# the paths of each emulator's image downloads, the answers --fault spoils
+DOWNLOADS = {
+    "onenet": r"/ota/south/download/[^/]+$",
+    "onenet-fuse": r"/download$",
+    "sagoo": r"^/sagoo-files/",
+    "aliyun": r"^/ota-files/",
+    "mxchip": r"^/files/",
+}
 
 
 def board_config(cloud, info):
@@ -127,6 +139,8 @@ def main(argv=None):
         help="the app's heap on the board, e.g. 48k to watch the agent run out of memory and "
         "back off (default: the esp32 profile's 64 KB)",
     )
+    parser.add_argument("--fault", help="a tools/faultproxy.py mode for the image's answers")
+    parser.add_argument("--fault-times", type=int, default=2, help="answers spoiled (default 2)")
     args = parser.parse_args(argv)
 
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="fota-demo-"))
@@ -138,9 +152,15 @@ def main(argv=None):
     vboard = str(TOOLS / "vboard.py")
 
     server = emu.start(args.cloud, image=str(image), version=NEW)
+    proxy = None
     try:
         info = server.info()
         _say("== %s emulator at %s serves %s as the pending update" % (args.cloud, server.url, NEW))
+        if args.fault:
+            proxy = faultproxy.start(server.url, args.fault, args.fault_times,
+                                     only=DOWNLOADS[args.cloud])  # fmt: skip
+            info = dict(info, url=proxy.url)  # the board talks to the proxy
+            _say("== fault proxy at %s: %s, %d times" % (proxy.url, args.fault, args.fault_times))
         cfg_path = work / "ota.json"
         cfg_path.write_text(json.dumps(board_config(args.cloud, info), indent=2))
         made = _run([python, vboard, "create", str(board), "--board", "esp32", "--version", OLD,
@@ -171,9 +191,17 @@ def main(argv=None):
         for line in _cloud_view(log):
             _say(line)
         state = control(server, "state")
+        if proxy is not None:
+            _say("== the faults the proxy injected")
+            for record in proxy.log:
+                if record["fault"]:
+                    _say("  %s %s: %s" % (record["path"].split("?")[0], record["range"] or "",
+                                          record["fault"]))  # fmt: skip
         inspected = _run([python, vboard, "inspect", str(board)], 60)
         slots = json.loads(inspected.stdout) if inspected.returncode == 0 else {}
     finally:
+        if proxy is not None:
+            proxy.stop()
         server.stop()
     booted = slots.get("booted")
     versions = {s.get("label"): s.get("version") for s in slots.get("slots", [])}

@@ -25,6 +25,7 @@ _TOP = (
     ("progress_step", _I, 10),
     ("window", _I, 65536),
     ("retries", _I, 5),
+    ("deadline_s", _I, 60),  # longest one HTTP request may take (head and body)
     ("journal_blocks", _I, 16),
     ("readback", _B, False),
     ("health_check", _B, True),
@@ -147,6 +148,8 @@ def validate(raw):
     for key in ("poll_s", "progress_step", "window"):
         if cfg[key] <= 0:
             raise OTAError(CONFIG, "ota.json: %s must be positive" % key)
+    if not 1 <= cfg["deadline_s"] <= 86400:  # within what ticks_add() takes on every port
+        raise OTAError(CONFIG, "ota.json: deadline_s must be 1..86400")
     if cfg["progress_step"] > 100:
         raise OTAError(CONFIG, "ota.json: progress_step must be 1..100")
     if "chunk" in cfg and not 256 <= cfg["chunk"] <= 65536:

@@ -33,7 +33,7 @@ class Cycle:
             board = Board(cfg)
         self.board = board
         ca = _read_ca(cfg["ca"]) if cfg.get("ca") else None
-        self.client = Client(ca=ca, allow_http=cfg["allow_http"])
+        self.client = Client(ca=ca, allow_http=cfg["allow_http"], deadline=cfg["deadline_s"])
         if cloud is None:
             _, module, name, section = cfg["cloud_row"]
             mod = __import__("fota.clouds." + module, None, None, (name,))

@@ -18,6 +18,13 @@
 # with the socket's own readinto (Response.direct()), bounded by the body's length, and
 # writes with the partition's own writeblocks (slot.writer()), so a chunk costs no Python call
 # of the agent's on the way in or out; other clients' responses are read with readinto().
+# Each such read is one blocking call, so the pump asks the response whether its deadline has
+# passed (late()) before each read; the response's own readinto() checks it itself.
+#
+# The file under the URL may change between requests (a new build published, a CDN edge with
+# another copy): an ETag other than the first answer's, or another total size once bytes are in
+# the slot, means those bytes came from another file. The engine then starts over from byte 0
+# (a retry without progress, so a file that keeps changing uses up the retries).
 #
 # The image's appended SHA-256 is checked by the slot's activate(): on an ESP32, set_boot() runs
 # esp_ota_set_boot_partition(), whose esp_image_verify() hashes the slot (with the chip's SHA
@@ -114,10 +121,13 @@ class Downloader:
         mv = self._mv
         feed = self._feed
         write = self._write
+        late = self._late
         pos = self._pos
         written = self._written
         try:
             while True:
+                if late is not None and late():
+                    return  # the caller's next readinto() raises the timeout
                 view = views[pos // chunk]
                 want = len(view)
                 if stop - written - pos < want:
@@ -184,47 +194,59 @@ class Downloader:
             offer.url, start, end - 1, bare=self.bare_range, headers=offer.headers, keep=offer.keep
         )
         self.requests += 1
+        try:
+            return self._check(resp, start, end)
+        except errors.OTAError:
+            resp.close()
+            raise
+
+    def _check(self, resp, start, end):
+        # _open's judgement of an answer; raises an OTAError, the caller closes the response
+        offer = self._offer
         if offer.inspect:
-            try:
-                offer.inspect(resp)
-            except errors.OTAError:
-                resp.close()
-                raise
+            offer.inspect(resp)
         status = resp.status
-        if status == 206:
-            total = resp.range_total
-            if total is not None and total != offer.size:
-                resp.close()
+        if status != 206 and status != 200 and status != 416:
+            retry = status >= 500 or status in (408, 429)
+            raise errors.OTAError(
+                errors.DOWNLOAD, "HTTP %d for the image" % status, retryable=retry
+            )
+        # 200: Range ignored (or OneNET's answer to a range past the end): the whole file;
+        # 416 names the file's size in its Content-Range (bytes */N)
+        length = resp.length
+        total = length if status == 200 else resp.range_total
+        tag = getattr(resp, "etag", None)
+        if self._etag is None:
+            self._etag = tag
+        changed = tag is not None and tag != self._etag
+        if total is not None and total != offer.size:
+            if not start:
                 raise errors.OTAError(
                     errors.VERIFY, "server has %d bytes, the offer says %d" % (total, offer.size)
                 )
-            if resp.range_start != start or resp.range_end != end - 1:
-                resp.close()
-                raise errors.OTAError(
-                    errors.DOWNLOAD,
-                    "asked for bytes %d-%d, server sent %r-%r"
-                    % (start, end - 1, resp.range_start, resp.range_end),
-                )
-            length = resp.length
-            return resp, end, -1 if length is None else start + length
-        if status == 200:  # Range ignored (or OneNET's answer to a range past the end): whole file
-            length = resp.length
-            if length is not None and length != offer.size:
-                resp.close()
-                raise errors.OTAError(
-                    errors.VERIFY, "server has %d bytes, the offer says %d" % (length, offer.size)
-                )
-            self._discard(resp, start)
-            return resp, offer.size, -1 if length is None else length
-        resp.close()
+            changed = True
+        if changed:
+            self._start()
+            self.journal.clear()
+            raise errors.OTAError(
+                errors.DOWNLOAD, "the file changed on the server: starting over", retryable=True
+            )
         if status == 416:
             raise errors.OTAError(
                 errors.VERIFY,
                 "server cannot serve bytes %d-%d: its file is shorter than the offered %d bytes"
                 % (start, end - 1, offer.size),
             )
-        retry = status >= 500 or status in (408, 429)
-        raise errors.OTAError(errors.DOWNLOAD, "HTTP %d for the image" % status, retryable=retry)
+        if status == 200:
+            self._discard(resp, start)
+            return resp, offer.size, -1 if length is None else length
+        if resp.range_start != start or resp.range_end != end - 1:
+            raise errors.OTAError(
+                errors.DOWNLOAD,
+                "asked for bytes %d-%d, server sent %r-%r"
+                % (start, end - 1, resp.range_start, resp.range_end),
+            )
+        return resp, end, -1 if length is None else start + length
 
     def _fetch(self, start):
         """One Range request from `start`, read until its window ends. Allocation per request."""
@@ -235,6 +257,7 @@ class Downloader:
         first = True  # the first read may return bytes that came with the head: not steady state
         read = None  # what _pump reads with: the socket's readinto (fast) or resp.readinto
         fast = False
+        self._late = None
         try:
             while True:
                 got = self._written + self._pos
@@ -248,7 +271,9 @@ class Downloader:
                         direct = getattr(resp, "direct", None)
                         read = direct() if direct is not None and body_end >= end else None
                         fast = read is not None
-                        if not fast:
+                        if fast:
+                            self._late = getattr(resp, "late", None)
+                        else:
                             read = resp.readinto
                     self._pump(read, stop)
                     moved = self._written + self._pos - got
@@ -326,23 +351,31 @@ class Downloader:
                 ) from None
             raise
 
-    def _run(self, offer):
-        offer.check(self.slot.capacity)
-        self.slot.begin(offer.size)
-        self._offer = offer
-        self._key = offer.key()
+    def _start(self):
+        # from byte 0: fresh digests, nothing written, the next commit one interval away
+        offer = self._offer
         slot = self.slot
         prefix = 0
         if self.image_sha and hasattr(slot, "sha_prefix"):
             prefix = slot.sha_prefix(offer.size)
         self._digests = Digests(md5=offer.md5, sha256=offer.sha256, prefix=prefix)
         self._feed = self._digests.feeder()
+        self._pos = 0
+        self._written = 0
+        self._next_commit = self._commit_every
+        self._etag = None  # the first answer's ETag: another one later means another file
+
+    def _run(self, offer):
+        offer.check(self.slot.capacity)
+        self.slot.begin(offer.size)
+        self._offer = offer
+        self._key = offer.key()
+        self._start()
+        slot = self.slot
         # the steady state writes with the partition's own writeblocks where the slot offers it
         # (one call into the flash driver per buffer, its OSError named by slot.failed())
         self._write = slot.writer() if hasattr(slot, "writer") else slot.write
         self.requests = 0
-        self._pos = 0
-        self._written = 0
         self._next_pct = self.progress_step
         self.size = offer.size
         self.resumed_from = self._resume(offer)
@@ -369,7 +402,11 @@ class Downloader:
                     )  # fmt: skip
                 self.clock.sleep_ms(delay)
         self._finish()
-        self._digests.verify()
+        try:
+            self._digests.verify()
+        except errors.OTAError:
+            self.journal.clear()  # the slot holds bytes the offer did not promise: no resuming
+            raise
 
     def _resume(self, offer):
         """After a reboot: re-hash what the journal says is written and continue from there."""

@@ -16,9 +16,18 @@
 # caller's buffer and allocates nothing (proved there under micropython.heap_lock()); direct()
 # hands the download engine the socket's own readinto for its steady state.
 #
-# MicroPython sockets: readinto(buf, n) on a blocking socket waits for all n bytes, so the head
-# (length unknown) is read non-blocking with select.poll for the timeout, and bodies blocking
-# with settimeout. CPython's recv_into returns what arrived and needs no such switching.
+# MicroPython sockets: readinto(buf, n) on a blocking socket waits for all n bytes, so heads and
+# bodies are read non-blocking with select.poll for the timeout; only the engine's fast path
+# (direct()) reads blocking, whole chunks, with settimeout. CPython's recv_into returns what
+# arrived and needs no such switching.
+#
+# Deadlines: a socket timeout bounds each wait, not a request, so a server that sends one byte
+# at a time could hold a request forever. Every request therefore also has a deadline (`deadline`
+# seconds from its start, redirects included): each wait is cut to what is left of it and the
+# request fails with reason `timeout` once it has passed. The direct() reader is one blocking
+# call per chunk, which no timeout of ours can cut short: the engine asks late() between chunks,
+# so that path can overrun by the time one chunk takes. At most _MAX_INTERIM 1xx answers may
+# come before the real one.
 #
 # Errors (fota.core.errors), translated from OSError/ValueError/MemoryError here at the edge:
 # DownloadError (network, TLS verification, early end, too many redirects), TimeoutError,
@@ -28,6 +37,21 @@
 import errno
 import select
 import socket
+
+try:
+    from time import ticks_add, ticks_diff, ticks_ms  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython (host tests and tools): milliseconds of its monotonic clock
+    from time import monotonic  # pyright: ignore[reportAttributeAccessIssue]
+
+    def ticks_ms():
+        return int(monotonic() * 1000)
+
+    def ticks_add(ticks, delta):
+        return ticks + delta
+
+    def ticks_diff(end, start):
+        return end - start
+
 
 from micropython import const
 
@@ -41,6 +65,7 @@ if TYPE_CHECKING:
 
 _BUF = const(512)  # head/line/request buffer: also the longest header line accepted
 _MAX_HEADERS = const(32)
+_MAX_INTERIM = const(8)  # 1xx answers before the real one
 _DONE = const(0)  # body modes
 _LENGTH = const(1)
 _CHUNKED = const(2)
@@ -53,8 +78,8 @@ class Response:
     """The answer to one request: status, the few parsed headers, and the body as a stream.
 
     status, length (Content-Length or None), range_start/range_end/range_total (Content-Range as
-    ints, None when absent; "bytes */N" gives only range_total), content_type, location: str or
-    None. header(name) gives a header the request named in keep=.
+    ints, None when absent; "bytes */N" gives only range_total), content_type, location, etag:
+    str or None. header(name) gives a header the request named in keep=.
     """
 
     def __init__(self, client):
@@ -66,7 +91,7 @@ class Response:
         self.status = 0
         self.length = None
         self.range_start = self.range_end = self.range_total = None
-        self.content_type = self.location = None
+        self.content_type = self.location = self.etag = None
         self._mode = _DONE
         self.left = 0  # body bytes left (Content-Length), or left in this chunk
         self._got = 0
@@ -137,7 +162,13 @@ class Response:
         client = self._client
         if self._mode != _LENGTH or client._pos < client._end or client._poll is None:
             return None
+        client._blocking(True)
         return client._sock.readinto
+
+    def late(self):
+        """True once the request's deadline has passed: the engine asks between direct() reads
+        (it allocates nothing)."""
+        return ticks_diff(self._client._due, ticks_ms()) <= 0
 
     def taken(self, n):
         """Account for n body bytes read through direct(); keeps the connection at the end."""
@@ -176,18 +207,27 @@ class Client:
     """HTTP/1.1 client with one kept-alive connection.
 
     ca: DER bytes of the CA for https (required for https, always verified with the host name);
-    allow_http: permit plain http:// (also as a redirect target); timeouts in seconds;
-    max_redirects: 301/302/303/307/308 followed, then DownloadError. `connects` counts the
-    connections opened, `requests` the requests sent.
+    allow_http: permit plain http:// (also as a redirect target); timeouts in seconds: connect
+    and read bound each wait, deadline a whole request (redirects included); max_redirects:
+    301/302/303/307/308 followed, then DownloadError. `connects` counts the connections opened,
+    `requests` the requests sent.
     """
 
     def __init__(
-        self, ca=None, allow_http=False, connect_timeout=5.0, read_timeout=10.0, max_redirects=3
+        self,
+        ca=None,
+        allow_http=False,
+        connect_timeout=5.0,
+        read_timeout=10.0,
+        max_redirects=3,
+        deadline=60,
     ):
         self.ca = ca
         self.allow_http = allow_http
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.deadline = deadline
+        self._due = 0  # ticks_ms() by which the current request must be done
         self.max_redirects = max_redirects
         self.connects = 0
         self.requests = 0
@@ -237,6 +277,7 @@ class Client:
 
             body = json.dumps(obj).encode()
         hops = 0
+        self._due = ticks_add(ticks_ms(), int(self.deadline * 1000))
         try:
             while True:
                 resp = self._exchange(method, url, headers, body, ctype, keep, first, last, bare)
@@ -318,7 +359,7 @@ class Client:
         for info in infos:
             raw = socket.socket(info[0], socket.SOCK_STREAM)
             try:
-                raw.settimeout(self.connect_timeout)
+                raw.settimeout(self._cut(self.connect_timeout))
                 raw.connect(info[-1])
                 break
             except OSError as exc:
@@ -346,7 +387,7 @@ class Client:
             # write() is the stream method every port's socket has (some lack sendall); on a
             # blocking socket with a timeout it returns only when all was written
             self._write = sock.write
-        self._raw.settimeout(self.read_timeout)
+        self._raw.settimeout(self._cut(self.read_timeout))
         self._wait_ms = int(self.read_timeout * 1000)
         self._origin = (tls, host, port)
         self._pos = self._end = 0
@@ -375,33 +416,54 @@ class Client:
         if isinstance(exc, MemoryError):
             return OTAError(NO_MEMORY, "out of memory: " + what)
         if isinstance(exc, OSError) and _is_timeout(exc):
+            if ticks_diff(self._due, ticks_ms()) <= 0:
+                what += " (over the %s s deadline)" % self.deadline
             return OTAError(TIMEOUT, "timed out: " + what)
         if isinstance(exc, OSError):
             return OTAError(DOWNLOAD, "network error: %s: %r" % (what, exc))
         return exc
 
+    def _left(self):
+        # ms left before the request's deadline; OSError (ETIMEDOUT) once it has passed
+        left = ticks_diff(self._due, ticks_ms())
+        if left <= 0:
+            raise OSError(errno.ETIMEDOUT)
+        return left
+
+    def _cut(self, timeout):
+        # a socket timeout in seconds, cut to what is left of the deadline (at least 1 ms)
+        left = ticks_diff(self._due, ticks_ms()) / 1000
+        return timeout if left > timeout else left if left > 0.001 else 0.001
+
     def _blocking(self, on):
-        # MicroPython only: bodies are read blocking (with the timeout), heads non-blocking
+        # MicroPython only: requests are written and direct() reads blocking (with the
+        # timeout), everything else is read non-blocking
         if self._poll is not None:
             if on:
-                self._raw.settimeout(self.read_timeout)
+                self._raw.settimeout(self._cut(self.read_timeout))
             else:
                 self._raw.setblocking(False)
 
     def _recv(self, buf, n):
-        # up to n bytes from the socket into buf; 0 at EOF; OSError (ETIMEDOUT) on timeout
+        # up to n bytes from the socket into buf; 0 at EOF; OSError (ETIMEDOUT) on a timeout or
+        # past the deadline. Allocates nothing on MicroPython.
+        left = self._left()
         recv_into = self._recv_into
         if recv_into is not None:
+            self._raw.settimeout(self._cut(self.read_timeout))
             return recv_into(buf, n)
         sock = self._sock
         while True:
             got = sock.readinto(buf, n)
             if got is not None:
                 return got
-            for _ in self._poll.ipoll(self._wait_ms):
+            wait = self._wait_ms
+            for _ in self._poll.ipoll(left if left < wait else wait):
                 break
             else:
-                raise OSError(errno.ETIMEDOUT)
+                if left >= wait:
+                    raise OSError(errno.ETIMEDOUT)
+            left = self._left()
 
     def _take(self, buf, n):
         # up to n of the body bytes that came with the head (one copy)
@@ -531,6 +593,7 @@ class Client:
         names = [(k.lower().encode(), k.lower()) for k in keep] if keep else None
         if names and resp._extra is None:
             resp._extra = {}
+        interim = 0
         while True:
             start, end = self.line(), self.line_end
             if (
@@ -568,6 +631,9 @@ class Client:
                 break
             if status == 101:
                 raise OTAError(PROTOCOL, "unexpected 101 Switching Protocols")
+            interim += 1
+            if interim > _MAX_INTERIM:
+                raise OTAError(PROTOCOL, "more than %d interim (1xx) answers" % _MAX_INTERIM)
             resp._reset()  # 1xx: an interim answer, the real one follows
         if method == "HEAD" or status in (204, 304):
             resp._mode = _DONE
@@ -579,8 +645,6 @@ class Client:
             resp._mode, resp._close = _EOF, True
         if resp._mode == _DONE or (resp._mode == _LENGTH and resp.left == 0):
             self.finish(resp)
-        elif resp._mode != _CHUNKED:
-            self._blocking(True)
 
     def _field(self, resp, buf, start, colon, vs, ve, names):
         # one header field: keeps what the agent needs; -> True for chunked Transfer-Encoding
@@ -607,6 +671,8 @@ class Client:
             resp.location = _text(self._mv, vs, ve)
         elif n == 12 and _ieq(buf, start, b"content-type"):
             resp.content_type = _text(self._mv, vs, ve)
+        elif n == 4 and _ieq(buf, start, b"etag"):  # the download notices another file by it
+            resp.etag = _text(self._mv, vs, ve)
         elif names:
             for raw, key in names:
                 if n == len(raw) and _ieq(buf, start, raw):
