@@ -53,7 +53,7 @@ DOWNLOADS = {
 def board_config(cloud, info):
     """The board's /ota.json for the emulator at info["url"] with its default credentials."""
     cfg = dict(info["config"])  # the emulator's own: its URL and credentials (plain http)
-    cfg.update(poll_s=3600, progress_step=20)
+    cfg.update(server=info["url"], poll_s=3600, progress_step=20)  # url: the proxy's, with --fault
     return cfg
 
 
