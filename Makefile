@@ -110,3 +110,14 @@ fsimage: $(READY)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
+
+# mip: firmware/package.json is generated from firmware/manifest.py and committed, so that
+# `mpremote mip install` finds it in a checkout or on a git host (a test checks it is current);
+# `make mip` builds the .mpy package in $(BUILD)/mip, to serve over http.
+.PHONY: package-json mip
+package-json: $(READY)
+	$(BIN)/python tools/mippackage.py write
+
+mip: $(READY)
+	rm -rf $(BUILD)/mip
+	$(BIN)/python tools/mippackage.py build $(BUILD)/mip
