@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import select
+import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +37,11 @@ time.sleep(60)
 
 @pytest.fixture
 def board(tmp_path):
-    (tmp_path / "main.py").write_text(MAIN)
+    return make_board(tmp_path, MAIN)
+
+
+def make_board(tmp_path, main):
+    (tmp_path / "main.py").write_text(main)
     (tmp_path / "cfg.json").write_text('{"cloud": "onenet"}')
     target = tmp_path / "board"
     cmd = [
@@ -203,4 +208,43 @@ def test_mpremote_repl_through_the_pty_bridge_survives_a_reset(board):
             assert term.proc.wait(timeout=TIMEOUT_S) == 0
         finally:
             term.close()
+        assert proc.poll() is None
+
+
+def test_the_pty_bridge_keeps_a_board_running_that_nobody_reads_and_loses_nothing_when_read(
+    tmp_path,
+):
+    # about 200 KB of output before the idle event, with no program on the pty: the bridge drops
+    # what nobody reads, as a UART does, instead of stopping the firmware on a full pipe
+    flood = 'for i in range(3000):\n    print("flood %d" % i, "x" * 60)\n'
+    board = make_board(tmp_path, flood + MAIN)
+    with running("repl", board) as (proc, events):
+        device = events.wait(event="repl")["device"]
+        events.wait(event="idle", boot=1)
+        # with a reader, every byte arrives in order (more than the bridge buffers at once)
+        lines = mpremote(device, "exec", "for i in range(20000):\n    print(i)")
+        assert lines == [str(i) for i in range(20000)]
+        assert proc.poll() is None
+
+
+def test_a_ctrl_c_sent_while_the_board_starts_waits_for_its_repl(board):
+    # a client that connects at once: its Ctrl-C reaches the firmware once it can take it (it
+    # interrupts boot.py or main.py), never the interpreter starting up, which it would kill
+    with running("boot", board, "--repl", "0") as (proc, events):
+        port = events.wait(event="repl")["port"]
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as client:
+            client.sendall(b"\r\x03\r\x01")  # what mpremote sends first: interrupt, raw REPL
+            seen = b""
+            while not seen.endswith(b"raw REPL; CTRL-B to exit\r\n>"):
+                data = client.recv(4096)
+                assert data, "the bridge closed the connection after %r" % seen
+                seen += data
+            client.sendall(b"print(6 * 7)\x04")
+            while b"\x04" not in seen.rsplit(b">", 1)[-1]:
+                data = client.recv(4096)
+                assert data, "the bridge closed the connection after %r" % seen
+                seen += data
+            assert seen.rsplit(b">", 1)[-1].startswith(b"OK42\n\x04")
+        events.wait(event="boot", boot=1)
+        assert not any(e["event"] in ("error", "crash") for e in events.seen)
         assert proc.poll() is None
