@@ -240,11 +240,12 @@ def test_a_ctrl_c_sent_while_the_board_starts_waits_for_its_repl(board):
                 assert data, "the bridge closed the connection after %r" % seen
                 seen += data
             client.sendall(b"print(6 * 7)\x04")
-            while b"\x04" not in seen.rsplit(b">", 1)[-1]:
+            answer = b""
+            while not answer.endswith(b"\x04>"):
                 data = client.recv(4096)
-                assert data, "the bridge closed the connection after %r" % seen
-                seen += data
-            assert seen.rsplit(b">", 1)[-1].startswith(b"OK42\n\x04")
+                assert data, "the bridge closed the connection after %r" % answer
+                answer += data
+            assert answer == b"OK42\n\x04\x04>"  # output, end, no error, end, prompt
         events.wait(event="boot", boot=1)
         assert not any(e["event"] in ("error", "crash") for e in events.seen)
         assert proc.poll() is None

@@ -188,13 +188,20 @@ class Console:
                 line += c
                 self.write(c)
 
-    def serve(self):
-        """boot.py and main.py, then the REPL, until the process ends (reset, host)."""
-        self.boot(True)
-        mode = "friendly"
+    def serve(self, ready):
+        """Print the runner's `ready` line, then boot.py and main.py, then the REPL, until the
+        process ends (reset, host). The bridge sends SIGINT for a Ctrl-C only once it has read
+        that line, so the line is printed where a KeyboardInterrupt is handled: a Ctrl-C from
+        then on ends the boot at the REPL, and never the process."""
+        mode = "boot"
         while True:
             try:
-                if mode == "friendly":
+                if mode == "boot":
+                    mode = "friendly"
+                    print(ready)
+                    ready = None
+                    self.boot(True)
+                elif mode == "friendly":
                     mode = self.friendly()
                 elif mode == "raw":
                     mode = self.raw()
