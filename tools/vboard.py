@@ -54,6 +54,8 @@ import vboard_boot
 from vboard_board import BoardBroken
 from vboard_boot import DEFAULT_BOOTS, DEFAULT_RUNTIME, DEFAULT_TIMEOUT_S, Emitter
 
+REPL_BOOTS = 1000
+
 
 def _parser():
     parser = cli.Parser(prog="vboard.py", description="The virtual board: create, boot, inspect.")
@@ -125,9 +127,9 @@ def _parser():
     p.add_argument(
         "--boots",
         type=int,
-        default=DEFAULT_BOOTS,
+        default=REPL_BOOTS,
         metavar="N",
-        help="stop after N boots (default %d)" % DEFAULT_BOOTS,
+        help="stop after N boots (default %d: a session resets at will)" % REPL_BOOTS,
     )
     p.add_argument("--heap", metavar="SIZE", help="the app's heap (default: the board's budget)")
     p.add_argument(
