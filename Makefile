@@ -17,7 +17,7 @@ I386 := $(if $(findstring i386,$(FOTA_RUNTIMES)),$(VENV)/i386/.ready)
 FIRMWARE_PY := $(shell find firmware -name '*.py' -not -name manifest.py | sort)
 MPY := $(patsubst firmware/%.py,$(BUILD)/mpy/%.mpy,$(FIRMWARE_PY))
 
-.PHONY: help setup test lint typecheck mpy pytest demo bench clean
+.PHONY: help setup test lint typecheck mpy pytest demo bench clean package-json mip
 
 help:
 	@echo "targets:"
@@ -31,6 +31,8 @@ help:
 	@echo "  make deploy   PORT= BOARD= CONFIG= [PUT=] [REPLACE_BOARD=1]: agent + config onto a board (mpremote)"
 	@echo "  make flash    PORT= FIRMWARE= [BOARD=]: erase and write a MicroPython OTA build (esptool)"
 	@echo "  make fsimage  BOARD= CONFIG= [PUT=]: LittleFS image of agent + config ($(BUILD)/fsimage-BOARD.bin)"
+	@echo "  make package-json  write firmware/package.json (mpremote mip install) from firmware/manifest.py"
+	@echo "  make mip      the agent as a .mpy mip package in $(BUILD)/mip, to serve over http"
 	@echo "  make setup    create $(VENV) from the pinned requirements (and the i386 MicroPython)"
 	@echo "  make clean    remove $(BUILD) and the tools' caches"
 	@echo "variables:"
@@ -137,3 +139,14 @@ fsimage: $(READY)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
+
+# mip: firmware/package.json is generated from firmware/manifest.py and committed, so that
+# `mpremote mip install` finds it in a checkout or on a git host (a test checks it is current);
+# `make mip` builds the .mpy package in $(BUILD)/mip, to serve over http.
+.PHONY: package-json mip
+package-json: $(READY)
+	$(BIN)/python tools/mippackage.py write
+
+mip: $(READY)
+	rm -rf $(BUILD)/mip
+	$(BIN)/python tools/mippackage.py build $(BUILD)/mip

@@ -6,6 +6,7 @@ usage:
   vboard.py boot DIR [--boots N] [--heap 64k] [--timeout S] [--runtime i386|x64]
                      [--power-cut-after-writes K [--power-cut-boot B]] [--repl PORT]
                      [--ready-event]
+  vboard.py repl DIR [--boots N] [--heap 64k] [--timeout S] [--runtime i386|x64]
   vboard.py inspect DIR
   vboard.py write-flash DIR ADDRESS FILE
 
@@ -24,6 +25,7 @@ last). `boot` prints one JSON object per line on stdout:
   {"event": "stop", "boot": n, "reason": "boots"}                        --boots N reached
   {"event": "error", "message": "..."}     the board broke (no bootable slot, corrupt flash)
   {"event": "repl", "port": PORT, "url": "socket://127.0.0.1:PORT"}    with --repl (first)
+  {"event": "repl", "device": "/dev/pts/N"}                  `repl`: the console's pty (first)
   {"event": "ready", "boot": n, "free": F, "alloc": A}   with --ready-event: the heap free and in
       use (the emulation's share) after a collection, as boot.py starts
 and passes every JSON line of the firmware with an "event" key through ("boot" added); after the
@@ -39,6 +41,9 @@ modules; the app gets the board's heap budget (--heap) free when boot.py starts.
 --power-cut-after-writes K: the K-th flash erase or program of boot B (counted in the esp32 shim,
 the file system's writes included, since the vfs sits on esp32.Partition as on a board) lands
 half-way and the process is killed; the board then boots again from power-on.
+--repl PORT and `repl` serve the board's console to mpremote (tools/vboard_repl.py): on
+socket://127.0.0.1:PORT, or on a pty that `mpremote connect /dev/pts/N repl` drives like a USB
+cable; machine.reset() boots the board again with the client still connected.
 """
 
 import signal
@@ -50,6 +55,8 @@ import vboard_board
 import vboard_boot
 from vboard_board import BoardBroken
 from vboard_boot import DEFAULT_BOOTS, DEFAULT_RUNTIME, DEFAULT_TIMEOUT_S, Emitter
+
+REPL_BOOTS = 1000
 
 
 def _parser():
@@ -115,6 +122,27 @@ def _parser():
         action="store_true",
         help="emit the runner's heap figures as boot.py starts (a ready event per boot)",
     )
+    p = sub.add_parser(
+        "repl", help="boot the board with its console on a pty: mpremote connect /dev/pts/N"
+    )
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument(
+        "--boots",
+        type=int,
+        default=REPL_BOOTS,
+        metavar="N",
+        help="stop after N boots (default %d: a session resets at will)" % REPL_BOOTS,
+    )
+    p.add_argument("--heap", metavar="SIZE", help="the app's heap (default: the board's budget)")
+    p.add_argument(
+        "--runtime",
+        choices=runtimes.NAMES,
+        default=DEFAULT_RUNTIME,
+        help="MicroPython build: i386 (default) or x64",
+    )
+    p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default none)")
+    # `boot`'s options that a console session does not take
+    p.set_defaults(repl="pty", power_cut_after_writes=None, power_cut_boot=1, ready_event=False)
     p = sub.add_parser("inspect", help="JSON: slots, versions, otadata states, vfs files")
     p.add_argument("dir", metavar="DIR")
     p = sub.add_parser("write-flash", help="write FILE at ADDRESS, like esptool write-flash")
@@ -127,6 +155,7 @@ def _parser():
 COMMANDS = {
     "create": vboard_board.cmd_create,
     "boot": vboard_boot.cmd_boot,
+    "repl": vboard_boot.cmd_boot,  # with args.repl == "pty"
     "inspect": vboard_board.cmd_inspect,
     "write-flash": vboard_board.cmd_write_flash,
 }

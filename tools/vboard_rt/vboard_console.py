@@ -8,7 +8,8 @@
 # modules (the board's built-ins survive), boot.py again, and main.py when in the friendly REPL.
 # The host bridge (tools/vboard_repl.py) turns a Ctrl-C from the client into SIGINT, which
 # MicroPython raises as KeyboardInterrupt in whatever runs, as the UART's Ctrl-C does on a board.
-# machine.reset() still ends the process: the bridge runs the bootloader and boots again.
+# machine.reset() still ends the process (a raw-REPL command first gets its two end markers): the
+# bridge runs the bootloader and boots again.
 
 import gc
 import os
@@ -90,7 +91,16 @@ class Console:
         return None
 
     def run_raw(self, source):
-        exc = self.execute(source, "exec")
+        try:
+            exc = self.execute(source, "exec")
+        except SystemExit:
+            # machine.reset() in a raw-REPL command: end the command as MicroPython's raw REPL
+            # ends one that raised SystemExit (both end markers, no error text), so that
+            # `mpremote exec "machine.reset()"` returns; then the process ends and the bridge
+            # boots the board again. On a board the chip resets mid-command instead, and
+            # mpremote waits forever (a USB-UART bridge) or loses the port (native USB).
+            self.write(b"\x04\x04")
+            raise
         self.write(b"\x04")
         if exc is not None:
             sys.print_exception(exc)
@@ -178,13 +188,20 @@ class Console:
                 line += c
                 self.write(c)
 
-    def serve(self):
-        """boot.py and main.py, then the REPL, until the process ends (reset, host)."""
-        self.boot(True)
-        mode = "friendly"
+    def serve(self, ready):
+        """Print the runner's `ready` line, then boot.py and main.py, then the REPL, until the
+        process ends (reset, host). The bridge sends SIGINT for a Ctrl-C only once it has read
+        that line, so the line is printed where a KeyboardInterrupt is handled: a Ctrl-C from
+        then on ends the boot at the REPL, and never the process."""
+        mode = "boot"
         while True:
             try:
-                if mode == "friendly":
+                if mode == "boot":
+                    mode = "friendly"
+                    print(ready)
+                    ready = None
+                    self.boot(True)
+                elif mode == "friendly":
                     mode = self.friendly()
                 elif mode == "raw":
                     mode = self.raw()

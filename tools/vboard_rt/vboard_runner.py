@@ -15,7 +15,8 @@
 #      whatever the emulation itself costs, and print "@@vboard ready FREE ALLOC" (gc.mem_free()
 #      and gc.mem_alloc() after a collection);
 #   5. run /boot.py, then /main.py if boot.py succeeded, in one __main__ namespace; with `repl`,
-#      then serve the board's REPL on stdin/stdout (vboard_console.py) for mpremote.
+#      then serve the board's REPL on stdin/stdout (vboard_console.py) for mpremote, which prints
+#      the "ready" line itself (a Ctrl-C may follow it at once).
 # A traceback ends the process with status 1; machine.reset() with machine.RESET_EXIT_STATUS.
 # Lines for vboard itself start with "@@vboard ".
 
@@ -105,14 +106,17 @@ def main():
     _mount()
     sys.path[:] = ["", ".frozen", "/lib"]
     sys.argv[:] = []
+    if console is not None:
+        console.keep = set(sys.modules)
     ballast = _pin_heap(budget)
     gc.collect()
     # FREE first, as vboard has always parsed it; ALLOC, the emulation's and the ballast's share,
     # is the baseline of any gc.mem_alloc() the app reports (make bench's idle heap)
-    print("@@vboard ready %d %d" % (gc.mem_free(), gc.mem_alloc()))
+    ready = "@@vboard ready %d %d" % (gc.mem_free(), gc.mem_alloc())
     if console is not None:
-        console.keep = set(sys.modules)
-        console.serve()
+        console.serve(ready)  # prints it where a Ctrl-C from the bridge is handled
+    print(ready)
+    del ready
     namespace = {"__name__": "__main__"}
     if _exists("boot.py"):
         _run("boot.py", namespace)
