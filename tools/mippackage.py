@@ -163,7 +163,7 @@ def cmd_build(args):
         dest = out / (target[: -len(".py")] + ".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            dest.write_bytes(fsimage.compile_mpy(tool, src, target))
+            dest.write_bytes(fsimage.compile_mpy(tool, src, fsimage.source_name(target)))
         except fsimage.FsImageError as exc:
             raise PackageError(str(exc)) from None
     (out / "package.json").write_text(package_json(manifest, ".mpy"))

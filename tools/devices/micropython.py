@@ -4,7 +4,16 @@
 # On CPython heap_lock() cannot stop allocation; it counts nesting so that unbalanced lock/unlock
 # pairs still show up as test failures.
 
+import time as _time
+
 _lock_depth = [0]
+
+# MicroPython's millisecond ticks on CPython's time module, for the agent's code that runs on
+# both (every agent module imports this module first, for const()). No wrap-around here.
+if not hasattr(_time, "ticks_ms"):
+    _time.ticks_ms = lambda: int(_time.monotonic() * 1000)  # type: ignore[attr-defined]
+    _time.ticks_add = lambda ticks, delta: ticks + delta  # type: ignore[attr-defined]
+    _time.ticks_diff = lambda end, start: end - start  # type: ignore[attr-defined]
 
 
 def const(expr):

@@ -2,112 +2,96 @@
 #
 # Strict on purpose: an unknown key or a wrong type is a ConfigError that names the key (a typo
 # in "poll_s" must not silently poll every hour). Only the chosen cloud's section is required;
-# the defaults below fill the rest. Runs once per boot; the tables are tuples to stay small.
+# the defaults below fill the rest. Runs once per boot, and its code is released after.
 # Every mistake a config can hold is caught here, at start, where it stops the agent with one
 # error event: a value a cloud would refuse later (a "method" it cannot sign with), https
 # without a CA, a CA file that is missing or not DER. The host tools (deploy, fsimage) run this
 # same module under CPython before anything is written.
 
+from micropython import const
+
 from fota.core.errors import CONFIG, OTAError
 
-_S, _I, _B, _D = "a string", "an integer", "a boolean", "an object"
-
-# top level: (key, type, default); a default of None means optional without a value
-_TOP = (
-    ("cloud", _S, None),
-    ("server", _S, None),
-    ("ca", _S, None),
-    ("allow_http", _B, False),
-    ("allow_downgrade", _B, False),
-    ("version", _S, None),
-    ("poll_s", _I, 3600),
-    ("chunk", _I, None),  # default: the board profile's chunk
-    ("progress_step", _I, 10),
-    ("window", _I, 65536),
-    ("retries", _I, 5),
-    ("deadline_s", _I, 60),  # longest one HTTP request may take (head and body)
-    ("journal_blocks", _I, 16),
-    ("readback", _B, False),
-    ("health_check", _B, True),
-    ("mcu_max", _I, 1048576),  # largest image accepted for an attached MCU (bytes, on the fs)
-    ("wifi", _D, None),
-    ("onenet", _D, None),
-    ("sagoo", _D, None),
-    ("aliyun", _D, None),
-    ("mxchip", _D, None),
+# The tables are text, split when the check runs: every name written as code would be interned
+# on the heap for good (every cloud's keys, not only the configured one's), a name in a string
+# is not. A field is "name:type", type s (string), i (integer), b (boolean), d (object) or
+# "a|b|c" (one of these strings); "=value" gives a top-level key's default (none: optional without
+# one), "!" marks a section's required key.
+_TOP = const(
+    "cloud:s server:s ca:s allow_http:b=0 allow_downgrade:b=0 version:s poll_s:i=3600"
+    " chunk:i progress_step:i=10 window:i=65536 retries:i=5 deadline_s:i=60"
+    " journal_blocks:i=16 readback:b=0 health_check:b=1 mcu_max:i=1048576"
+    " wifi:d onenet:d sagoo:d aliyun:d mxchip:d"
 )
-# sections: key -> ((key, type, required), ...)
-_SECTIONS = {
-    "onenet": (
-        ("product_id", _S, True),
-        ("device_id", _S, False),  # legacy API only
-        ("device_name", _S, False),  # fuse API and device-level tokens
-        ("key", _S, True),
-        ("res", _S, False),
-        ("method", ("md5", "sha1", "sha256"), False),
-        ("token_version", _S, False),
-        ("token_ttl", _I, False),
-        ("manuf", _I, False),
-        ("model", _I, False),
-        ("type", _I, False),
-        ("range", ("bytes", "bare"), False),  # Range: bytes=a-b, or a-b
-    ),
-    "sagoo": (
-        ("device_key", _S, True),
-        ("ak", _S, True),
-        ("sk", _S, True),
-        ("app_id", _S, False),
-        ("module", _S, False),
-        ("body", ("params", "flat"), False),  # wrapped in "params", or flat (older servers)
-        ("prefix", _S, False),
-    ),
-    "aliyun": (
-        ("product_key", _S, True),
-        ("device_name", _S, True),
-        ("device_secret", _S, True),
-        ("client_id", _S, False),
-        ("sign_method", ("hmacsha1", "hmacmd5"), False),
-        ("module", _S, False),
-    ),
-    "mxchip": (
-        ("product_id", _S, True),
-        ("device_id", _S, True),
-        ("token", _S, True),
-        ("mcu_version", _S, False),
-    ),
-    "wifi": (
-        ("ssid", _S, True),
-        ("password", _S, False),
-        ("timeout_s", _I, False),
-    ),
-}
+# chunk: the board profile's by default; deadline_s: the longest one HTTP request may take;
+# mcu_max: the largest image accepted for an attached MCU (bytes, on the file system).
+# onenet: device_id for the legacy API, device_name for the fuse API; range: Range: bytes=a-b or
+# a-b. sagoo: body wrapped in "params" or flat (older servers).
+_SECTIONS = const(
+    (
+        "onenet",
+        "product_id:s! device_id:s device_name:s key:s! res:s method:md5|sha1|sha256"
+        " token_version:s token_ttl:i manuf:i model:i type:i range:bytes|bare",
+        "sagoo",
+        "device_key:s! ak:s! sk:s! app_id:s module:s body:params|flat prefix:s",
+        "aliyun",
+        "product_key:s! device_name:s! device_secret:s! client_id:s"
+        " sign_method:hmacsha1|hmacmd5 module:s",
+        "mxchip",
+        "product_id:s! device_id:s! token:s! mcu_version:s",
+        "wifi",
+        "ssid:s! password:s timeout_s:i",
+    )
+)
+_KINDS = const(("s", "a string", "i", "an integer", "b", "a boolean", "d", "an object"))
 
 
-def _type_ok(value, kind):
-    if kind == _S:
-        return isinstance(value, str)
-    if kind == _B:
-        return isinstance(value, bool)
-    if kind == _I:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, dict)
+def _fields(table):
+    # -> [(name, kind, required, default or None)] of a table's text
+    out = []
+    for field in table.split():
+        name, _, kind = field.partition(":")
+        kind, _, default = kind.partition("=")
+        required = kind.endswith("!")
+        if required:
+            kind = kind[:-1]
+        if default:
+            default = int(default) if kind == "i" else default == "1"
+        out.append((name, kind, required, default if default != "" else None))
+    return out
 
 
 def _check(value, kind, name):
-    if type(kind) is tuple:  # one of these strings
-        if value not in kind:
-            raise OTAError(CONFIG, "ota.json: %s must be one of %s" % (name, ", ".join(kind)))
-    elif not _type_ok(value, kind):
-        raise OTAError(CONFIG, "ota.json: %s must be %s" % (name, kind))
+    if "|" in kind:  # one of these strings
+        if value not in kind.split("|"):
+            raise OTAError(
+                CONFIG, "ota.json: %s must be one of %s" % (name, kind.replace("|", ", "))
+            )
+        return
+    if kind == "s":
+        ok = isinstance(value, str)
+    elif kind == "b":
+        ok = isinstance(value, bool)
+    elif kind == "i":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, dict)
+    if not ok:
+        what = _KINDS[_KINDS.index(kind) + 1]
+        raise OTAError(CONFIG, "ota.json: %s must be %s" % (name, what))
 
 
-def _section(name, value):
-    fields = _SECTIONS[name]
+def _known(value, fields, where):
     known = [f[0] for f in fields]
     for key in sorted(value):
         if key not in known:
-            raise OTAError(CONFIG, "ota.json: unknown key %s.%s" % (name, key))
-    for key, kind, required in fields:
+            raise OTAError(CONFIG, "ota.json: unknown key %s%s" % (where, key))
+
+
+def _section(name, value, table):
+    fields = _fields(table)
+    _known(value, fields, name + ".")
+    for key, kind, required, _ in fields:
         if key in value:
             _check(value[key], kind, name + "." + key)
         elif required:
@@ -118,12 +102,10 @@ def validate(raw):
     """A checked copy of the configuration, defaults filled in. Raises ConfigError."""
     if not isinstance(raw, dict):
         raise OTAError(CONFIG, "ota.json: must be a JSON object")
-    known = [f[0] for f in _TOP]
-    for key in sorted(raw):
-        if key not in known:
-            raise OTAError(CONFIG, "ota.json: unknown key %s" % key)
+    top = _fields(_TOP)
+    _known(raw, top, "")
     cfg = {}
-    for key, kind, default in _TOP:
+    for key, kind, _, default in top:
         if key in raw:
             _check(raw[key], kind, key)
             cfg[key] = raw[key]
@@ -154,9 +136,9 @@ def validate(raw):
         raise OTAError(CONFIG, "ota.json: progress_step must be 1..100")
     if "chunk" in cfg and not 256 <= cfg["chunk"] <= 65536:
         raise OTAError(CONFIG, "ota.json: chunk must be 256..65536 bytes")
-    for name in _SECTIONS:
-        if name in cfg:
-            _section(name, cfg[name])
+    for i in range(0, len(_SECTIONS), 2):
+        if _SECTIONS[i] in cfg:
+            _section(_SECTIONS[i], cfg[_SECTIONS[i]], _SECTIONS[i + 1])
     section = row[3]
     cfg["cloud_row"] = row  # the module, class and section the other phases load
     if section not in cfg:

@@ -7,10 +7,10 @@
 # Memory (a board's heap is tens of KB): this module holds only what every request runs (request
 # head, response head, Content-Length bodies, keep-alive); rarer code lives in modules imported on
 # first use: chunked (chunked bodies), redirect (redirects), tls (the TLS context), body
-# (Response.body() and json()). The head is parsed in place
-# in one preallocated 512-byte buffer, which also bounds a header line (512 bytes with its CRLF)
-# and the count (32). Only the headers the agent needs are kept; no dict of headers. Requests are
-# written into the same buffer, integers as digits in place, and the split of the last URL is
+# (Response.body() and json()). The head is parsed in place in one preallocated 512-byte
+# buffer, which also bounds a header line (512 bytes with its CRLF) and the count (32). Only the
+# headers the agent needs are kept; no dict of headers. Requests are written into the same
+# buffer (a Range's numbers as a few bytes of digits), and the split of the last URL is
 # cached, so a keep-alive get_range() costs a few hundred bytes (measured in
 # host_tests/test_http.py). A Content-Length body is read straight from the socket into the
 # caller's buffer and allocates nothing (proved there under micropython.heap_lock()); direct()
@@ -37,21 +37,7 @@
 import errno
 import select
 import socket
-
-try:
-    from time import ticks_add, ticks_diff, ticks_ms  # pyright: ignore[reportAssignmentType]
-except ImportError:  # CPython (host tests and tools): milliseconds of its monotonic clock
-    from time import monotonic  # pyright: ignore[reportAttributeAccessIssue]
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_add(ticks, delta):
-        return ticks + delta
-
-    def ticks_diff(end, start):
-        return end - start
-
+import time  # ticks_ms, ticks_add, ticks_diff: CPython gets them from the micropython stand-in
 
 from micropython import const
 
@@ -126,8 +112,13 @@ class Response:
                     return 0
             if mode != _EOF and self.left < want:
                 want = self.left
-            if client._pos < client._end:  # bytes that came with the head: one copy
-                n = client._take(buf, want)
+            pos = client._pos
+            if pos < client._end:  # bytes that came with the head: one copy
+                n = client._end - pos
+                if n > want:
+                    n = want
+                buf[0:n] = client._mv[pos : pos + n]
+                client._pos = pos + n
             else:
                 n = client._recv(buf, want)
         except Exception as exc:
@@ -168,7 +159,7 @@ class Response:
     def late(self):
         """True once the request's deadline has passed: the engine asks between direct() reads
         (it allocates nothing)."""
-        return ticks_diff(self._client._due, ticks_ms()) <= 0
+        return time.ticks_diff(self._client._due, time.ticks_ms()) <= 0
 
     def taken(self, n):
         """Account for n body bytes read through direct(); keeps the connection at the end."""
@@ -277,7 +268,7 @@ class Client:
 
             body = json.dumps(obj).encode()
         hops = 0
-        self._due = ticks_add(ticks_ms(), int(self.deadline * 1000))
+        self._due = time.ticks_add(time.ticks_ms(), int(self.deadline * 1000))
         try:
             while True:
                 resp = self._exchange(method, url, headers, body, ctype, keep, first, last, bare)
@@ -416,7 +407,7 @@ class Client:
         if isinstance(exc, MemoryError):
             return OTAError(NO_MEMORY, "out of memory: " + what)
         if isinstance(exc, OSError) and _is_timeout(exc):
-            if ticks_diff(self._due, ticks_ms()) <= 0:
+            if time.ticks_diff(self._due, time.ticks_ms()) <= 0:
                 what += " (over the %s s deadline)" % self.deadline
             return OTAError(TIMEOUT, "timed out: " + what)
         if isinstance(exc, OSError):
@@ -425,14 +416,14 @@ class Client:
 
     def _left(self):
         # ms left before the request's deadline; OSError (ETIMEDOUT) once it has passed
-        left = ticks_diff(self._due, ticks_ms())
+        left = time.ticks_diff(self._due, time.ticks_ms())
         if left <= 0:
             raise OSError(errno.ETIMEDOUT)
         return left
 
     def _cut(self, timeout):
         # a socket timeout in seconds, cut to what is left of the deadline (at least 1 ms)
-        left = ticks_diff(self._due, ticks_ms()) / 1000
+        left = time.ticks_diff(self._due, time.ticks_ms()) / 1000
         return timeout if left > timeout else left if left > 0.001 else 0.001
 
     def _blocking(self, on):
@@ -464,16 +455,6 @@ class Client:
                 if left >= wait:
                     raise OSError(errno.ETIMEDOUT)
             left = self._left()
-
-    def _take(self, buf, n):
-        # up to n of the body bytes that came with the head (one copy)
-        pos = self._pos
-        k = self._end - pos
-        if k > n:
-            k = n
-        buf[0:k] = self._mv[pos : pos + k]
-        self._pos = pos + k
-        return k
 
     def _fill(self):
         # more bytes into the buffer after the buffered ones; -> count, 0 at EOF
@@ -527,12 +508,10 @@ class Client:
         put(target)
         put(b" HTTP/1.1\r\nHost: ")
         put(name)
-        if first >= 0:
-            put(b"\r\nRange: " if bare else b"\r\nRange: bytes=")
-            self._putint(first)
-            put(b"-")
+        if first >= 0:  # (a few bytes of digits per request: never in the per-chunk loop)
+            put(b"\r\nRange: %d-" % first if bare else b"\r\nRange: bytes=%d-" % first)
             if last >= 0:
-                self._putint(last)
+                put(b"%d" % last)
         if headers:
             for key in headers:
                 value = str(headers[key])
@@ -546,8 +525,7 @@ class Client:
         if ctype:
             put(b"\r\nContent-Type: application/json")
         if body is not None or method in ("POST", "PUT"):
-            put(b"\r\nContent-Length: ")
-            self._putint(0 if body is None else len(body))
+            put(b"\r\nContent-Length: %d" % (0 if body is None else len(body)))
         put(b"\r\n\r\n")
         if body:
             put(body)
@@ -569,22 +547,6 @@ class Client:
                 return
         self._mv[end : end + n] = data
         self._end = end + n
-
-    def _putint(self, value):
-        # decimal digits of value >= 0, in place
-        digits, rest = 1, value
-        while rest >= 10:
-            rest //= 10
-            digits += 1
-        if self._end + digits > _BUF:
-            self._flush()
-        i = self._end = self._end + digits
-        buf = self.buf
-        while digits:
-            i -= 1
-            buf[i] = 48 + value % 10
-            value //= 10
-            digits -= 1
 
     # -- the response head, parsed in place
 
