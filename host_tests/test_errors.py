@@ -68,12 +68,12 @@ def test_every_reason_maps_to_the_clouds_failure_codes():
     for reason in _REASONS:
         exc = errors.OTAError(reason, "x")
         before, after = _ONENET.get(reason, (107, 206))
-        assert code_for(exc, errors.DOWNLOAD_STAGE) == before, reason
-        assert code_for(exc, errors.UPGRADE_STAGE) == after, reason
-        assert step_for(exc, errors.DOWNLOAD_STAGE) == _STEPS.get(reason, "-1"), reason
-        assert step_for(exc, errors.UPGRADE_STAGE) == "-1", reason
-    assert code_for(ValueError("not ours"), errors.DOWNLOAD_STAGE) == 107
-    assert step_for(ValueError("not ours"), errors.DOWNLOAD_STAGE) == "-1"
+        assert code_for(exc, "download") == before, reason
+        assert code_for(exc, "upgrade") == after, reason
+        assert step_for(exc, "download") == _STEPS.get(reason, "-1"), reason
+        assert step_for(exc, "upgrade") == "-1", reason
+    assert code_for(ValueError("not ours"), "download") == 107
+    assert step_for(ValueError("not ours"), "download") == "-1"
 
 
 def test_quote_encodes_all_but_the_unreserved_characters():

@@ -14,13 +14,13 @@ from fota.core.errors import CONFIG, OTAError
 
 # The tables are text, split when the check runs: every name written as code would be interned
 # on the heap for good (every cloud's keys, not only the configured one's), a name in a string
-# is not. A field is "name:type", type s (string), i (integer), b (boolean), d (object) or
-# "a|b|c" (one of these strings); "=value" gives a top-level key's default (none: optional without
-# one), "!" marks a section's required key.
+# is not. A field is name:type[:default], the type one letter of _TYPES: s string, i integer,
+# b boolean (default 0 or 1), d object, c one of the strings that follow (name:c:a:b); an upper
+# case type marks a section's required key. A top-level key without a default is optional.
 _TOP = const(
-    "cloud:s server:s ca:s allow_http:b=0 allow_downgrade:b=0 version:s poll_s:i=3600"
-    " chunk:i progress_step:i=10 window:i=65536 retries:i=5 deadline_s:i=60"
-    " journal_blocks:i=16 readback:b=0 health_check:b=1 mcu_max:i=1048576"
+    "cloud:s server:s ca:s allow_http:b:0 allow_downgrade:b:0 version:s poll_s:i:3600"
+    " chunk:i progress_step:i:10 window:i:65536 retries:i:5 deadline_s:i:60"
+    " journal_blocks:i:16 readback:b:0 health_check:b:1 mcu_max:i:1048576"
     " wifi:d onenet:d sagoo:d aliyun:d mxchip:d"
 )
 # chunk: the board profile's by default; deadline_s: the longest one HTTP request may take;
@@ -30,72 +30,68 @@ _TOP = const(
 _SECTIONS = const(
     (
         "onenet",
-        "product_id:s! device_id:s device_name:s key:s! res:s method:md5|sha1|sha256"
-        " token_version:s token_ttl:i manuf:i model:i type:i range:bytes|bare",
+        "product_id:S device_id:s device_name:s key:S res:s method:c:md5:sha1:sha256"
+        " token_version:s token_ttl:i manuf:i model:i type:i range:c:bytes:bare",
         "sagoo",
-        "device_key:s! ak:s! sk:s! app_id:s module:s body:params|flat prefix:s",
+        "device_key:S ak:S sk:S app_id:s module:s body:c:params:flat prefix:s",
         "aliyun",
-        "product_key:s! device_name:s! device_secret:s! client_id:s"
-        " sign_method:hmacsha1|hmacmd5 module:s",
+        "product_key:S device_name:S device_secret:S client_id:s"
+        " sign_method:c:hmacsha1:hmacmd5 module:s",
         "mxchip",
-        "product_id:s! device_id:s! token:s! mcu_version:s",
+        "product_id:S device_id:S token:S mcu_version:s",
         "wifi",
-        "ssid:s! password:s timeout_s:i",
+        "ssid:S password:s timeout_s:i",
     )
 )
-_KINDS = const(("s", "a string", "i", "an integer", "b", "a boolean", "d", "an object"))
+_TYPES = const("sibdc")
+_NAMES = const(("a string", "an integer", "a boolean", "an object"))
 
 
 def _fields(table):
-    # -> [(name, kind, required, default or None)] of a table's text
+    # -> [(name, type index in _TYPES, required, default or None, the rest of the field)]
     out = []
     for field in table.split():
-        name, _, kind = field.partition(":")
-        kind, _, default = kind.partition("=")
-        required = kind.endswith("!")
-        if required:
-            kind = kind[:-1]
-        if default:
-            default = int(default) if kind == "i" else default == "1"
-        out.append((name, kind, required, default if default != "" else None))
+        parts = field.split(":")
+        kind = _TYPES.find(parts[1].lower())
+        rest = parts[2:]
+        default = None
+        if rest and kind < 4:
+            default = int(rest[0])
+            if kind == 2:
+                default = bool(default)
+        out.append((parts[0], kind, parts[1].isupper(), default, rest))
     return out
 
 
-def _check(value, kind, name):
-    if "|" in kind:  # one of these strings
-        if value not in kind.split("|"):
+def _check(value, field, prefix):
+    name, kind, _, _, rest = field
+    if kind == 4:  # one of these strings
+        if value not in rest:
             raise OTAError(
-                CONFIG, "ota.json: %s must be one of %s" % (name, kind.replace("|", ", "))
+                CONFIG, "ota.json: %s%s must be one of %s" % (prefix, name, ", ".join(rest))
             )
-        return
-    if kind == "s":
-        ok = isinstance(value, str)
-    elif kind == "b":
-        ok = isinstance(value, bool)
-    elif kind == "i":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, dict)
-    if not ok:
-        what = _KINDS[_KINDS.index(kind) + 1]
-        raise OTAError(CONFIG, "ota.json: %s must be %s" % (name, what))
+    elif not isinstance(value, (str, int, bool, dict)[kind]) or (
+        kind == 1 and isinstance(value, bool)
+    ):
+        raise OTAError(CONFIG, "ota.json: %s%s must be %s" % (prefix, name, _NAMES[kind]))
 
 
-def _known(value, fields, where):
+def _known(value, fields, prefix):
     known = [f[0] for f in fields]
     for key in sorted(value):
         if key not in known:
-            raise OTAError(CONFIG, "ota.json: unknown key %s%s" % (where, key))
+            raise OTAError(CONFIG, "ota.json: unknown key %s%s" % (prefix, key))
 
 
 def _section(name, value, table):
     fields = _fields(table)
-    _known(value, fields, name + ".")
-    for key, kind, required, _ in fields:
-        if key in value:
-            _check(value[key], kind, name + "." + key)
-        elif required:
-            raise OTAError(CONFIG, "ota.json: %s.%s is required" % (name, key))
+    prefix = name + "."
+    _known(value, fields, prefix)
+    for field in fields:
+        if field[0] in value:
+            _check(value[field[0]], field, prefix)
+        elif field[2]:
+            raise OTAError(CONFIG, "ota.json: %s%s is required" % (prefix, field[0]))
 
 
 def validate(raw):
@@ -105,9 +101,10 @@ def validate(raw):
     top = _fields(_TOP)
     _known(raw, top, "")
     cfg = {}
-    for key, kind, _, default in top:
+    for field in top:
+        key, default = field[0], field[3]
         if key in raw:
-            _check(raw[key], kind, key)
+            _check(raw[key], field, "")
             cfg[key] = raw[key]
         elif default is not None:
             cfg[key] = default

@@ -32,7 +32,15 @@ class Cycle:
 
             board = Board(cfg)
         self.board = board
-        ca = _read_ca(cfg["ca"]) if cfg.get("ca") else None
+        ca = None
+        if cfg.get("ca"):
+            try:
+                with open(cfg["ca"], "rb") as f:
+                    ca = f.read()
+            except OSError:
+                from fota.core.errors import CONFIG
+
+                raise OTAError(CONFIG, "ota.json: ca: cannot read %s" % cfg["ca"]) from None
         self.client = Client(ca=ca, allow_http=cfg["allow_http"], deadline=cfg["deadline_s"])
         if cloud is None:
             _, module, name, section = cfg["cloud_row"]
@@ -41,12 +49,12 @@ class Cycle:
         self.cloud = cloud
         self.store = Store(self.root + _STATE)
         self.buf = buf  # the download's block buffer, when the caller made it
-        self._job = None
+        self.job = None
 
     def _engine_event(self, kind, info):
-        if kind == "progress" and self._job is not None:
+        if kind == "progress" and self.job is not None:
             try:
-                self.cloud.progress(self._job, info["percent"])
+                self.cloud.progress(self.job, info["percent"])
             except OTAError as exc:  # a lost progress report must not stop the download
                 self.emit("report_failed", {"result": "progress", "error": exc.message})
         if kind != "verified":  # the update cycle announces that itself
@@ -89,12 +97,12 @@ class Cycle:
             self.store,
             self._update_event,
             allow_downgrade=self.cfg["allow_downgrade"],
-            forget=_forget_engine,
+            forget=_forget_engine,  # the download's code leaves before the image check loads
         )
 
     def _update_event(self, kind, info):
         if kind == "start":
-            self._job = info.get("job")
+            self.job = info.get("job")
         self.emit(kind, info)
 
     def settle(self):
@@ -120,16 +128,6 @@ def _forget_engine():
     from fota.app.agent import release
 
     release(("fota.core.download", "fota.core.digest"))
-
-
-def _read_ca(path):
-    from fota.core.errors import CONFIG
-
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        raise OTAError(CONFIG, "ota.json: ca: cannot read %s" % path) from None
 
 
 def _phase(cfg, clock, what, buf=None):

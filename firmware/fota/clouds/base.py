@@ -56,27 +56,23 @@ def call(client, method, url, headers=None, json=None, limit=4096):
     when the answer is not a JSON object; a status that is not 2xx is named in the message."""
     resp = client.request(method, url, headers=headers, json=json)
     status = resp.status
-    if status >= 500:
+    obj = None
+    if status < 500:
+        try:
+            obj = resp.json(limit)
+        except errors.OTAError as exc:
+            if status < 300 or exc.reason != errors.PROTOCOL:
+                raise  # an error page's body is no news: its status is
+    else:
         resp.close()
-        raise errors.OTAError(errors.DOWNLOAD, _answered(status, url), retryable=True)
-    try:
-        obj = resp.json(limit)
-    except errors.OTAError as exc:
-        if status < 300 or exc.reason != errors.PROTOCOL:
-            raise
-        obj = None  # a 404 page, say: the status is the news, not the body
-    if not isinstance(obj, dict):
-        what = _answered(status, url)
-        raise errors.OTAError(
-            errors.PROTOCOL, what if status >= 300 else what + " with no JSON object"
-        )
-    return status, obj
-
-
-def _answered(status, url):
+    if isinstance(obj, dict):
+        return status, obj
     from fota.transport.url import shown
 
-    return "the cloud answered HTTP %d to %s" % (status, shown(url))
+    what = "the cloud answered HTTP %d to %s" % (status, shown(url))
+    if status >= 500:
+        raise errors.OTAError(errors.DOWNLOAD, what, retryable=True)
+    raise errors.OTAError(errors.PROTOCOL, what if status >= 300 else what + " with no JSON object")
 
 
 def describe(error):
@@ -89,7 +85,7 @@ def describe(error):
 # "-2" the download, "-3" the verification, "-4" the flash write.
 def step_for(error, stage):
     """The Sagoo/Aliyun failure step string for an OTAError at a stage."""
-    if stage == errors.DOWNLOAD_STAGE:
+    if stage == "download":
         reason = getattr(error, "reason", None)
         if reason in (errors.VERIFY, errors.VERSION):
             return "-3"

@@ -40,7 +40,7 @@ def token(key, res, et, method="sha1", version="2018-10-31"):
 def code_for(error, stage):
     """The OneNET result code (102..107, 202..208) for an OTAError at a stage."""
     reason = getattr(error, "reason", None)
-    before = stage == errors.DOWNLOAD_STAGE
+    before = stage == "download"
     if reason == errors.VERIFY:  # the MD5 (or the image it covers) is wrong
         return 205
     if reason == errors.VERSION:

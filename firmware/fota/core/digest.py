@@ -42,20 +42,13 @@ def _expected(field, value, digits):
     return text
 
 
-def _new_md5():
-    if hashlib is not None and hasattr(hashlib, "md5"):
-        return hashlib.md5()
-    from fota.core.md5 import md5  # no md5 in this port's hashlib, or no hashlib
-
-    return md5()
-
-
-def _new_sha256():
-    if hashlib is not None and hasattr(hashlib, "sha256"):
-        return hashlib.sha256()
-    from fota.core.sha256 import sha256  # no sha256 in this port's hashlib, or no hashlib
-
-    return sha256()
+def _new(name):
+    # hashlib's md5 or sha256, or fota.core.md5 / fota.core.sha256 where this port's hashlib
+    # lacks it (or there is no hashlib)
+    make = getattr(hashlib, name, None) if hashlib is not None else None
+    if make is None:
+        make = getattr(__import__("fota.core." + name, None, None, (name,)), name)
+    return make()
 
 
 class Digests:
@@ -73,9 +66,9 @@ class Digests:
 
     def reset(self):
         """Start over with new hash objects (a resume re-hashes the slot from its start)."""
-        self._md5 = _new_md5() if self.md5 is not None else None
-        self._sha256 = _new_sha256() if self.sha256 is not None else None
-        self._prefix = _new_sha256() if self._cap > 0 else None
+        self._md5 = _new("md5") if self.md5 is not None else None
+        self._sha256 = _new("sha256") if self.sha256 is not None else None
+        self._prefix = _new("sha256") if self._cap > 0 else None
         self._computed = None
         self.length = 0  # bytes hashed since the last reset
         self.prefix_len = 0  # bytes in the prefix hash: the first prefix_len bytes fed

@@ -104,7 +104,7 @@ class Downloader:
 
             gc.collect()  # the buffer is the one large allocation: give it an unfragmented heap
             buf = bytearray(size)
-        self._buf = buf
+        self.buf = buf
         self._mv = memoryview(buf)[:size]
         self._views = tuple(self._mv[i : i + chunk] for i in range(0, size, chunk))
         self._scratch = self._mv[:_BLOCK]
@@ -119,9 +119,9 @@ class Downloader:
         views = self._views
         size = self._bufsize
         mv = self._mv
-        feed = self._feed
+        feed = self.feed
         write = self._write
-        late = self._late
+        late = self.late
         pos = self._pos
         written = self._written
         try:
@@ -152,7 +152,7 @@ class Downloader:
 
     def _flush(self):
         """Hash and write the full buffer. Allocates nothing."""
-        self._feed(self._mv)
+        self.feed(self._mv)
         self.slot.write(self._written // _BLOCK, self._mv)
         self._written += self._bufsize
         self._pos = 0
@@ -189,7 +189,7 @@ class Downloader:
     def _open(self, start, end):
         """Request bytes start..end-1; return (response, end of what this response will carry,
         the offset where its body ends by its Content-Length or -1)."""
-        offer = self._offer
+        offer = self.offer
         resp = self.client.get_range(
             offer.url, start, end - 1, bare=self.bare_range, headers=offer.headers, keep=offer.keep
         )
@@ -202,7 +202,7 @@ class Downloader:
 
     def _check(self, resp, start, end):
         # _open's judgement of an answer; raises an OTAError, the caller closes the response
-        offer = self._offer
+        offer = self.offer
         if offer.inspect:
             offer.inspect(resp)
         status = resp.status
@@ -216,9 +216,9 @@ class Downloader:
         length = resp.length
         total = length if status == 200 else resp.range_total
         tag = getattr(resp, "etag", None)
-        if self._etag is None:
-            self._etag = tag
-        changed = tag is not None and tag != self._etag
+        if self.etag is None:
+            self.etag = tag
+        changed = tag is not None and tag != self.etag
         if total is not None and total != offer.size:
             if not start:
                 raise errors.OTAError(
@@ -250,14 +250,14 @@ class Downloader:
 
     def _fetch(self, start):
         """One Range request from `start`, read until its window ends. Allocation per request."""
-        size = self._offer.size
+        size = self.offer.size
         window = self.window
         end = size if not window else min(size, (start // window + 1) * window)
         resp, end, body_end = self._open(start, end)
         first = True  # the first read may return bytes that came with the head: not steady state
         read = None  # what _pump reads with: the socket's readinto (fast) or resp.readinto
         fast = False
-        self._late = None
+        self.late = None
         try:
             while True:
                 got = self._written + self._pos
@@ -272,7 +272,7 @@ class Downloader:
                         read = direct() if direct is not None and body_end >= end else None
                         fast = read is not None
                         if fast:
-                            self._late = getattr(resp, "late", None)
+                            self.late = getattr(resp, "late", None)
                         else:
                             read = resp.readinto
                     self._pump(read, stop)
@@ -303,7 +303,7 @@ class Downloader:
     def _between_pumps(self):
         """The journal: what the steady state must not do itself."""
         if self._written >= self._next_commit:
-            self.journal.save(self._key, self._offer.size, self._written)
+            self.journal.save(self._key, self.offer.size, self._written)
             self._next_commit = self._written + self._commit_every
 
     # Progress goes out only between responses, never in the middle of a body: the listener
@@ -312,7 +312,7 @@ class Downloader:
 
     def _progress(self):
         if self.progress_step and self.on_event:
-            pct = (self._written + self._pos) * 100 // self._offer.size
+            pct = (self._written + self._pos) * 100 // self.offer.size
             if pct >= self._next_pct and pct < 100:
                 self._next_pct = (pct // self.progress_step + 1) * self.progress_step
                 self.on_event("progress", {"percent": pct})
@@ -332,7 +332,7 @@ class Downloader:
     def finishing(self):
         """The arguments of fota.core.finish.finish() for what fetch() left in the slot: the
         caller may drop this engine (and its code) before it checks and activates the image."""
-        return (self.slot, self._offer, self._scratch, self.journal, self._digests.prefix(),
+        return (self.slot, self.offer, self._scratch, self.journal, self.digests.prefix(),
                 self.image_sha, self.readback, self.on_event)  # fmt: skip
 
     def fetch(self, offer):
@@ -353,22 +353,22 @@ class Downloader:
 
     def _start(self):
         # from byte 0: fresh digests, nothing written, the next commit one interval away
-        offer = self._offer
+        offer = self.offer
         slot = self.slot
         prefix = 0
         if self.image_sha and hasattr(slot, "sha_prefix"):
             prefix = slot.sha_prefix(offer.size)
-        self._digests = Digests(md5=offer.md5, sha256=offer.sha256, prefix=prefix)
-        self._feed = self._digests.feeder()
+        self.digests = Digests(md5=offer.md5, sha256=offer.sha256, prefix=prefix)
+        self.feed = self.digests.feeder()
         self._pos = 0
         self._written = 0
         self._next_commit = self._commit_every
-        self._etag = None  # the first answer's ETag: another one later means another file
+        self.etag = None  # the first answer's ETag: another one later means another file
 
     def _run(self, offer):
         offer.check(self.slot.capacity)
         self.slot.begin(offer.size)
-        self._offer = offer
+        self.offer = offer
         self._key = offer.key()
         self._start()
         slot = self.slot
@@ -403,7 +403,7 @@ class Downloader:
                 self.clock.sleep_ms(delay)
         self._finish()
         try:
-            self._digests.verify()
+            self.digests.verify()
         except errors.OTAError:
             self.journal.clear()  # the slot holds bytes the offer did not promise: no resuming
             raise
@@ -415,7 +415,7 @@ class Downloader:
         if offset <= 0:
             self.journal.clear()
             return 0
-        hash_slot(self.slot.read, offset, self._digests, self._scratch)
+        hash_slot(self.slot.read, offset, self.digests, self._scratch)
         self._written = offset
         if self.on_event:
             self.on_event("resume", {"offset": offset})
@@ -427,7 +427,7 @@ class Downloader:
         if not pos:
             return
         mv = self._mv
-        self._digests.update(mv[:pos])
+        self.digests.update(mv[:pos])
         end = _round_up(pos, _BLOCK)
         if pos < end:  # erased flash reads 0xFF: pad with it, in doubling copies (no byte loop)
             mv[pos] = 0xFF

@@ -19,9 +19,9 @@ AUTH = "auth"  # the cloud refused the device's credentials or signature (or the
 ROLLBACK = "rollback"  # the new image did not confirm itself; the bootloader went back
 REJECTED = "rejected"  # the cloud closed the task: finished, cancelled, expired, wrong state
 
-# where a failure happened, for the clouds whose codes differ before and after the slot switch
-DOWNLOAD_STAGE = "download"  # before activation: the running image is untouched
-UPGRADE_STAGE = "upgrade"  # after: the new image did not come up (a rollback)
+# Where a failure happened, for the clouds whose codes differ before and after the slot switch,
+# is a plain string: "download" (before activation: the running image is untouched) or
+# "upgrade" (after: the new image did not come up, a rollback).
 
 
 class OTAError(Exception):

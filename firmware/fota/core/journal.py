@@ -62,9 +62,11 @@ class Journal:
         self.path = path
         self._tmp = path + ".tmp"
         self._rec = bytearray(_REC)
-        self._key = None  # the key and size of the head on file, when records may be appended
-        self._size = 0
-        self._count = 0  # records after the head
+        # the key and size of the head on file, when records may be appended, and the records
+        # after it (size and count: plain names, which every port has interned already)
+        self._key = None
+        self.size = 0
+        self.count = 0
         self._gone = False  # clear() removed the file: the next head may be written in place
 
     def load(self, key, size):
@@ -92,9 +94,9 @@ class Journal:
                         if 0 <= value <= size and _get(rec, 11) == value ^ _CHECK:
                             offset = value
                             break
-            self._key, self._size = key, size
+            self._key, self.size = key, size
             # a torn last record: the next commit rewrites the head instead of appending after it
-            self._count = count if tail % _REC == 0 else _COMPACT
+            self.count = count if tail % _REC == 0 else _COMPACT
             return offset
         except (OSError, ValueError, AttributeError, TypeError):
             pass  # no journal, or one we cannot read: start over, which is always safe
@@ -103,7 +105,7 @@ class Journal:
     def save(self, key, size, offset):
         """Commit `offset` bytes of the offer (key, size). Raises FlashError."""
         try:
-            if key == self._key and size == self._size and self._count < _COMPACT:
+            if key == self._key and size == self.size and self.count < _COMPACT:
                 rec = self._rec
                 _put(rec, 0, offset)
                 rec[10] = 32
@@ -111,7 +113,7 @@ class Journal:
                 rec[21] = 10
                 with open(self.path, "ab") as f:
                     f.write(rec)
-                self._count += 1
+                self.count += 1
                 return
             fresh = self._key is None and self._gone  # no journal on file to keep safe
             self._key = None
@@ -125,7 +127,7 @@ class Journal:
                 except OSError:  # file systems whose rename does not replace
                     os.remove(self.path)
                     os.rename(self._tmp, self.path)
-            self._key, self._size, self._count, self._gone = key, size, 0, False
+            self._key, self.size, self.count, self._gone = key, size, 0, False
         except OSError as exc:
             raise errors.OTAError(
                 errors.FLASH, "cannot write the journal %s: %s" % (self.path, exc)

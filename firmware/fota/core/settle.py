@@ -38,7 +38,7 @@ def after_boot(updater, running_version, confirm, healthy=None):
         )
         updater.store.update(pending=None, skip=pending.get("key"))
         updater._event("rolled_back", {"version": running_version, "target": target})
-        updater._owe("failed", job, error=error, stage=errors.UPGRADE_STAGE)
+        updater._owe("failed", job, error=error, stage="upgrade")
         return "rolled_back"
     # A download was cut (power cut, crash): the next check resumes it from the journal.
     updater.flush()

@@ -87,7 +87,7 @@ class Updater:
         try:
             offer.check()  # a field of the wrong type is the cloud's failure, reported
         except errors.OTAError as exc:
-            return self._fail(offer, exc, errors.DOWNLOAD_STAGE)
+            return self._fail(offer, exc, "download")
         if offer.version is not None:
             order = compare(offer.version, version)
             if order == 0:
@@ -98,7 +98,7 @@ class Updater:
                 error = errors.OTAError(
                     errors.VERSION, "refusing a downgrade from %s to %s" % (version, offer.version)
                 )
-                return self._fail(offer, error, errors.DOWNLOAD_STAGE)
+                return self._fail(offer, error, "download")
         try:
             self.cloud.start(offer)
         except errors.OTAError as exc:
@@ -134,14 +134,14 @@ class Updater:
 
             version = finish(*args)
         except errors.OTAError as exc:
-            return self._fail(offer, exc, errors.DOWNLOAD_STAGE)
+            return self._fail(offer, exc, "download")
         except MemoryError:  # making the downloader (its buffer) or probing the size
             import gc
 
             dl = None
             gc.collect()  # what the attempt held is garbage now: room for the report
             error = errors.OTAError(errors.NO_MEMORY, "out of memory for the download")
-            return self._fail(offer, error, errors.DOWNLOAD_STAGE)
+            return self._fail(offer, error, "download")
         self._event("verified", {"version": version, "size": offer.size})
         if not offer.reboot:  # installed (e.g. handed to an attached MCU): done, no reboot
             self.store.update(pending=None)
