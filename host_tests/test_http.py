@@ -271,7 +271,7 @@ def test_error_messages_show_no_password_and_no_signed_query():
     client = http.Client(allow_http=False)
     url = "http://127.0.0.1:1/ota?ak=AK&sign=SIGNATURE"
     exc = fails(CONFIG, _get, client, url)
-    assert "SIGNATURE" not in exc.message and "http://127.0.0.1:1/ota?..." in exc.message
+    assert "SIGNATURE" not in exc.message and "http://127.0.0.1:1/ota?***" in exc.message
     exc = fails(CONFIG, _get, _plain(), "http://user:pa55word@127.0.0.1:1/x?t=TOKEN")
     assert "pa55word" not in exc.message and "TOKEN" not in exc.message
     assert "***@127.0.0.1:1/x" in exc.message
@@ -775,7 +775,7 @@ def test_a_cloud_call_answered_with_an_error_page_names_the_status_and_the_path(
     client = _plain()
     base = _env("FOTA_TEST_HTTP")
     exc = fails(PROTOCOL, call, client, "GET", base + "/status/404?sign=SECRET")
-    assert "HTTP 404" in exc.message and "/status/404?..." in exc.message
+    assert "HTTP 404" in exc.message and "/status/404?***" in exc.message
     assert "SECRET" not in exc.message and "JSON" not in exc.message
     exc = fails(DOWNLOAD, call, client, "GET", base + "/status/503")
     assert exc.retryable and "HTTP 503" in exc.message and "/status/503" in exc.message

@@ -97,7 +97,7 @@ class Cycle:
             self.store,
             self._update_event,
             allow_downgrade=self.cfg["allow_downgrade"],
-            forget=_forget_engine,  # the download's code leaves before the image check loads
+            forget=_forget,  # the download's code leaves before the image check loads
         )
 
     def _update_event(self, kind, info):
@@ -124,22 +124,18 @@ class Cycle:
         return result
 
 
-def _forget_engine():
+def _forget():
     from fota.app.agent import release
 
     release(("fota.core.download", "fota.core.digest"))
 
 
-def _phase(cfg, clock, what, buf=None):
-    cycle = Cycle(cfg, clock, buf=buf)
+def settle(cfg, clock):
+    cycle = Cycle(cfg, clock)
     try:
-        return getattr(cycle, what)()
+        return cycle.settle()
     finally:
         cycle.client.close()  # no idle connection held through the wait
-
-
-def settle(cfg, clock):
-    return _phase(cfg, clock, "settle")
 
 
 # What a check and its download run, loaded up front (see poll()), with the configured cloud.
@@ -170,4 +166,8 @@ def poll(cfg, clock):
     for name in _CODE + ("fota.clouds." + cfg["cloud_row"][1],):
         __import__(name)
         gc.collect()
-    return _phase(cfg, clock, "poll", buf)
+    cycle = Cycle(cfg, clock, buf=buf)
+    try:
+        return cycle.poll()
+    finally:
+        cycle.client.close()

@@ -22,16 +22,16 @@ def authority_end(url, start):
 
 
 def shown(url):
-    """url as an error message may show it: without user info (a password) and without the
-    query (signed parameters, tokens), "?..." marking a cut query."""
+    """url as an error message may show it: the user info (a password) and the query (signed
+    parameters, tokens) replaced by "***"."""
     start = url.find("://")
     start = start + 3 if start > 0 else 0
     end = authority_end(url, start)
     at = url.rfind("@", start, end)
     if at >= 0:
-        url = url[:start] + "***@" + url[at + 1 :]
+        url = url[:start] + "***" + url[at:]
     cut = url.find("?")
-    return url if cut < 0 else url[:cut] + "?..."
+    return url if cut < 0 else url[: cut + 1] + "***"
 
 
 def split(url):
