@@ -47,6 +47,16 @@ class FakeResponse:
         srv.sent += n
         return n
 
+    def body(self, limit=4096):
+        """The rest of the body as bytes (the size probe reads its one byte with it)."""
+        out = bytearray()
+        buf = bytearray(min(max(self._left, 1), limit))
+        while True:
+            n = self.readinto(buf)
+            if n == 0:
+                return bytes(out)
+            out.extend(buf[:n])
+
     def close(self):
         self.closed = True
 

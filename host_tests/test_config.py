@@ -49,9 +49,27 @@ def test_wrong_types_name_the_key():
     assert _error(_with(poll_s="60")) == "ota.json: poll_s must be an integer"
     assert "allow_http" in _error(_with(allow_http=1))
     raw = _with()
-    raw["onenet"]["type"] = "1"
+    raw["onenet"]["type"] = "one"
+    assert "onenet.type must be an integer or its digits" in _error(raw)
+    raw["onenet"]["type"] = True
     assert "onenet.type" in _error(raw)
+    raw = _with()
+    raw["onenet"]["device_id"] = 5.5
+    assert "onenet.device_id must be a string or an integer" in _error(raw)
     assert "onenet must be an object" in _error(_with(onenet=[1]))
+
+
+def test_numeric_ids_as_numbers_or_digit_strings():
+    # consoles show these as numbers; users copy them either way
+    raw = _with()
+    raw["onenet"].update(product_id=123123, device_id=522747162, manuf="101", model=10101)
+    raw["onenet"]["type"] = "1"
+    section = config.validate(raw)["onenet"]
+    assert section["product_id"] == "123123" and section["device_id"] == "522747162"
+    assert section["manuf"] == 101 and section["model"] == 10101 and section["type"] == 1
+    mx = {"cloud": "mxchip", "server": "http://h", "allow_http": True,
+          "mxchip": {"product_id": 7, "device_id": 8, "token": "t"}}  # fmt: skip
+    assert config.validate(mx)["mxchip"]["device_id"] == "8"
 
 
 def test_required_values():

@@ -560,6 +560,7 @@ def test_connect_failure_is_a_download_error():
     client = _plain(connect_timeout=1)
     exc = fails(DOWNLOAD, _get, client, "http://127.0.0.1:1/x")  # nothing listens there
     assert "127.0.0.1:1" in exc.message
+    assert "network error: connect to 127.0.0.1:1: ECONNREFUSED" in exc.message, exc.message
     assert client.connects == 0
 
 

@@ -9,7 +9,7 @@ import esp32
 import espidf
 from dual import new_board, rmtree
 from fakeclock import FakeClock
-from fakehttp import FakeClient
+from fakehttp import FakeClient, FakeResponse
 
 from fota.core import errors
 from fota.core.download import Downloader
@@ -291,3 +291,32 @@ def test_an_offer_field_of_the_wrong_type_is_the_clouds_failure_and_never_writte
             assert rig.updater().run("1.0.0") == "skipped"  # the same offer: given up
         finally:
             rig.close()
+
+
+class _Flaky(FakeClient):
+    """Answers 503 to its first `bad` requests, then serves the image."""
+
+    def __init__(self, data, bad):
+        super().__init__(data)
+        self.bad = bad
+
+    def get_range(self, url, start, end, bare=False, headers=None, keep=None):
+        if self.bad:
+            self.bad -= 1
+            self.requests.append((start, end, bare))
+            return FakeResponse(self, 503, None, None, None, 0)
+        return super().get_range(url, start, end, bare, headers, keep)
+
+
+def test_the_size_probe_is_retried_like_the_download():
+    # Sagoo and MXCHIP give no size: a 5xx on the one-byte probe is not the update's end
+    rig = Rig()
+    try:
+        rig.offer.size = None
+        rig.client = _Flaky(rig.image, bad=2)
+        assert rig.updater().run("1.0.0") == "activated"
+        assert rig.offer.size == len(rig.image)
+        assert rig.client.requests[:3] == [(0, 0, False)] * 3  # two 503s, then the probe
+        assert rig.cloud.reports()[-1][0] == "downloaded"
+    finally:
+        rig.close()

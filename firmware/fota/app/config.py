@@ -15,8 +15,10 @@ from fota.core.errors import CONFIG, OTAError
 # The tables are text, split when the check runs: every name written as code would be interned
 # on the heap for good (every cloud's keys, not only the configured one's), a name in a string
 # is not. A field is name:type[:default], the type one letter of _TYPES: s string, i integer,
-# b boolean (default 0 or 1), d object, c one of the strings that follow (name:c:a:b); an upper
-# case type marks a section's required key. A top-level key without a default is optional.
+# b boolean (default 0 or 1), d object, c one of the strings that follow (name:c:a:b), and for
+# ids that consoles show as numbers, n (an integer, or its digits as a string: kept as an
+# integer) and t (a string, or an integer: kept as a string); an upper case type marks a
+# section's required key. A top-level key without a default is optional.
 _TOP = const(
     "cloud:s server:s ca:s allow_http:b:0 allow_downgrade:b:0 version:s poll_s:i:3600"
     " chunk:i progress_step:i:10 window:i:65536 retries:i:5 deadline_s:i:60"
@@ -30,20 +32,20 @@ _TOP = const(
 _SECTIONS = const(
     (
         "onenet",
-        "product_id:S device_id:s device_name:s key:S res:s method:c:md5:sha1:sha256"
-        " token_version:s token_ttl:i manuf:i model:i type:i range:c:bytes:bare",
+        "product_id:T device_id:t device_name:s key:S res:s method:c:md5:sha1:sha256"
+        " token_version:s token_ttl:n manuf:n model:n type:n range:c:bytes:bare",
         "sagoo",
-        "device_key:S ak:S sk:S app_id:s module:s body:c:params:flat prefix:s",
+        "device_key:T ak:S sk:S app_id:s module:s body:c:params:flat prefix:s",
         "aliyun",
         "product_key:S device_name:S device_secret:S client_id:s"
         " sign_method:c:hmacsha1:hmacmd5 module:s",
         "mxchip",
-        "product_id:S device_id:S token:S mcu_version:s",
+        "product_id:T device_id:T token:S mcu_version:s",
         "wifi",
         "ssid:S password:s timeout_s:i",
     )
 )
-_TYPES = const("sibdc")
+_TYPES = const("sibdcnt")
 _NAMES = const(("a string", "an integer", "a boolean", "an object"))
 
 
@@ -55,7 +57,7 @@ def _fields(table):
         kind = _TYPES.find(parts[1].lower())
         rest = parts[2:]
         default = None
-        if rest and kind < 4:
+        if rest and kind < 4:  # a default
             default = int(rest[0])
             if kind == 2:
                 default = bool(default)
@@ -64,7 +66,21 @@ def _fields(table):
 
 
 def _check(value, field, prefix):
+    """-> value, an id in the form the agent uses (n: int, t: str); OTAError if it is wrong."""
     name, kind, _, _, rest = field
+    if kind == 5 and isinstance(value, str) and value.isdigit():
+        return int(value)
+    if kind > 4:  # an id: an integer, or (n) its digits or (t) any string
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value if kind == 5 else str(value)
+        if kind == 6 and isinstance(value, str):
+            return value
+        raise OTAError(
+            CONFIG,
+            "ota.json: %s%s must be an integer or its digits" % (prefix, name)
+            if kind == 5
+            else "ota.json: %s%s must be a string or an integer" % (prefix, name),
+        )
     if kind == 4:  # one of these strings
         if value not in rest:
             raise OTAError(
@@ -74,6 +90,7 @@ def _check(value, field, prefix):
         kind == 1 and isinstance(value, bool)
     ):
         raise OTAError(CONFIG, "ota.json: %s%s must be %s" % (prefix, name, _NAMES[kind]))
+    return value
 
 
 def _known(value, fields, prefix):
@@ -89,7 +106,7 @@ def _section(name, value, table):
     _known(value, fields, prefix)
     for field in fields:
         if field[0] in value:
-            _check(value[field[0]], field, prefix)
+            value[field[0]] = _check(value[field[0]], field, prefix)
         elif field[2]:
             raise OTAError(CONFIG, "ota.json: %s%s is required" % (prefix, field[0]))
 
@@ -104,8 +121,7 @@ def validate(raw):
     for field in top:
         key, default = field[0], field[3]
         if key in raw:
-            _check(raw[key], field, "")
-            cfg[key] = raw[key]
+            cfg[key] = _check(raw[key], field, "")
         elif default is not None:
             cfg[key] = default
     from fota.clouds import table as clouds

@@ -386,27 +386,42 @@ class Downloader:
             try:
                 self._fetch(before)
             except errors.OTAError as exc:
-                if not exc.retryable:
-                    raise
                 if self._written + self._pos > before:
                     attempt = 0  # progress was made: the link works, the budget starts again
-                attempt += 1
-                if attempt > self.retries:
-                    raise
-                delay = min(self.backoff_ms << (attempt - 1), self.backoff_max_ms)
-                if self.on_event:
-                    self.on_event(
-                        "retry",
-                        {"attempt": attempt, "delay_ms": delay, "offset": self._written + self._pos,
-                         "error": exc.message},
-                    )  # fmt: skip
-                self.clock.sleep_ms(delay)
+                attempt = self._again(exc, attempt, self._written + self._pos)
         self._finish()
         try:
             self.digests.verify()
         except errors.OTAError:
             self.journal.clear()  # the slot holds bytes the offer did not promise: no resuming
             raise
+
+    def _again(self, exc, attempt, offset):
+        # after a failed request: raises exc unless it is retryable and the budget allows
+        # another attempt; else waits the backoff and -> that attempt's number
+        attempt += 1
+        if not exc.retryable or attempt > self.retries:
+            raise exc
+        delay = min(self.backoff_ms << (attempt - 1), self.backoff_max_ms)
+        if self.on_event:
+            self.on_event(
+                "retry",
+                {"attempt": attempt, "delay_ms": delay, "offset": offset, "error": exc.message},
+            )
+        self.clock.sleep_ms(delay)
+        return attempt
+
+    def probe(self, offer):
+        """Set offer.size from the server (a one-byte Range probe) for clouds that give none
+        (Sagoo, MXCHIP), retried like the download's own requests."""
+        from fota.core.offer import probe_size
+
+        attempt = 0
+        while offer.size is None:
+            try:
+                offer.size = probe_size(self.client, offer.url, offer.headers)
+            except errors.OTAError as exc:
+                attempt = self._again(exc, attempt, 0)
 
     def _resume(self, offer):
         """After a reboot: re-hash what the journal says is written and continue from there."""

@@ -121,9 +121,7 @@ class Updater:
             if not hasattr(dl, "run"):
                 dl = dl(offer)
             if offer.size is None:  # the cloud gives none (Sagoo, MXCHIP): ask the server
-                from fota.core.offer import probe_size
-
-                offer.size = probe_size(dl.client, offer.url, offer.headers)
+                dl.probe(offer)
             dl.fetch(offer)
             args = dl.finishing()
             resumed = dl.resumed_from

@@ -410,8 +410,10 @@ class Client:
             if time.ticks_diff(self._due, time.ticks_ms()) <= 0:
                 what += " (over the %s s deadline)" % self.deadline
             return OTAError(TIMEOUT, "timed out: " + what)
-        if isinstance(exc, OSError):
-            return OTAError(DOWNLOAD, "network error: %s: %r" % (what, exc))
+        if isinstance(exc, OSError):  # named as the port names it: ECONNREFUSED, EHOSTUNREACH ...
+            code = exc.args[0] if exc.args else None
+            name = errno.errorcode.get(abs(code)) if isinstance(code, int) else None
+            return OTAError(DOWNLOAD, "network error: %s: %s" % (what, name or repr(exc)))
         return exc
 
     def _left(self):
