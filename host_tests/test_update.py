@@ -320,3 +320,18 @@ def test_the_size_probe_is_retried_like_the_download():
         assert rig.cloud.reports()[-1][0] == "downloaded"
     finally:
         rig.close()
+
+
+def test_a_failure_that_may_heal_is_reported_and_the_offer_tried_again_at_the_next_poll():
+    # a certificate, a server or the flash can be fixed: such an offer is not given up, unlike
+    # one whose digest is wrong (test_wrong_digest_fails_before_activation_and_is_not_retried)
+    rig = Rig()
+    try:
+        rig.client.mode = "status"
+        rig.client.status_code = 404  # not retried now (retryable=False), but not the offer's fault
+        assert rig.updater().run("1.0.0") == "failed"
+        assert rig.cloud.reports() == [("failed", {"t": 7}, errors.DOWNLOAD, "download")]
+        rig.client.mode = "range"
+        assert rig.updater().run("1.0.0") == "activated"
+    finally:
+        rig.close()

@@ -241,10 +241,11 @@ class Downloader:
             self._discard(resp, start)
             return resp, offer.size, -1 if length is None else length
         if resp.range_start != start or resp.range_end != end - 1:
-            raise errors.OTAError(
+            raise errors.OTAError(  # a server that answers so does it again: the next poll
                 errors.DOWNLOAD,
                 "asked for bytes %d-%d, server sent %r-%r"
                 % (start, end - 1, resp.range_start, resp.range_end),
+                retryable=False,
             )
         return resp, end, -1 if length is None else start + length
 

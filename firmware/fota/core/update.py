@@ -9,13 +9,19 @@
 #   "outcome"  {"result": "succeeded"|"failed", "job", "version", "code"...}: a report owed to the
 #              cloud; kept until the cloud has taken it, so no outcome is lost or sent twice
 #   "skip"     the key of a task the cloud refused to go on with (finished, cancelled, expired)
-#              or that failed for good (a wrong digest ...): never retried, until the cloud
-#              offers another one; a failure for lack of memory is not one of those
+#              or whose offer is wrong (a digest, a version, a size, a malformed answer): never
+#              retried, until the cloud offers another one. Any other failure (the network, a
+#              certificate, the flash, the memory) is tried again at the next poll
 # Events go to on_event(kind, info): offer, no_update, skipped, start, progress, retry, resume,
 # verified, activated, failed, confirmed, rolled_back, reported, report_failed.
 
+from micropython import const
+
 from fota.core import errors
 from fota.core.version import compare
+
+# the reasons for which an offer is given up for good (see Updater._fail)
+_GIVE_UP = const(("verify", "version", "no_space", "protocol"))
 
 
 class Updater:
@@ -162,9 +168,10 @@ class Updater:
             "failed", {"reason": error.reason, "error": error.message, "retryable": error.retryable}
         )
         changes = {"pending": None}
-        if not error.retryable and error.reason != errors.NO_MEMORY:
-            # the same offer would fail the same way; a lack of memory may not last (another
-            # boot, a lighter moment of the application), so that offer is tried again
+        if error.reason in _GIVE_UP:
+            # the offer itself is wrong (a digest, a version, a size, a malformed answer): the
+            # same offer would fail the same way. Anything else may heal (a certificate, a
+            # server, the flash, the memory, the config after a fix): tried at the next poll.
             changes["skip"] = offer.key()
         self.store.update(**changes)
         self._owe("failed", offer.job, error=error, stage=stage)

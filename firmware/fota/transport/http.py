@@ -284,7 +284,9 @@ class Client:
             self._close()
             raise OTAError(NO_MEMORY, "out of memory in an HTTP request") from None
         self.response.close()
-        raise OTAError(DOWNLOAD, "too many redirects (more than %d)" % self.max_redirects)
+        raise OTAError(
+            DOWNLOAD, "too many redirects (more than %d)" % self.max_redirects, retryable=False
+        )
 
     def _exchange(self, method, url, headers, body, ctype, keep, first, last, bare):
         if url is not self._url and url != self._url:

@@ -30,5 +30,7 @@ def wrap(client, raw, host, port):
         # X509_CERT_VERIFY_FAILED), CPython SSLCertVerificationError, a ValueError too
         if isinstance(exc, ValueError) or exc.args[:1] == (-0x2700,):
             reason = str(exc).strip()
-            raise OTAError(DOWNLOAD, "TLS verification of %s failed: %s" % (host, reason)) from None
+            raise OTAError(  # not retried now (it cannot heal in seconds), tried at the next poll
+                DOWNLOAD, "TLS verification of %s failed: %s" % (host, reason), retryable=False
+            ) from None
         raise client._fail(exc, "TLS handshake with %s:%d" % (host, port)) from None
