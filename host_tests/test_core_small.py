@@ -1,6 +1,6 @@
 # Version comparison, the offer's key, and the journal's crash-safe writes.
 
-from dual import rmtree, tmpdir
+from dual import fails, rmtree, tmpdir
 
 from fota.core.journal import Journal
 from fota.core.offer import Offer
@@ -106,5 +106,19 @@ def test_journal_stays_small_and_reads_the_old_single_record_form():
         with open(path, "w") as f:  # what earlier versions wrote: one JSON object
             f.write('{"id": "%s", "size": 100, "offset": 40}' % _fingerprint("k"))
         assert Journal(path).load("k", 100) == 40
+    finally:
+        rmtree(tmp)
+
+
+def test_a_state_file_that_cannot_be_written_is_a_flash_error():
+    from fota.core.errors import FLASH
+    from fota.core.store import Store
+
+    tmp = tmpdir()
+    try:
+        store = Store(tmp + "/missing-folder/fota.state")  # the file system refuses the write
+        assert store.load() == {}
+        exc = fails(FLASH, store.update, pending={"job": 1})
+        assert "cannot write the state file" in exc.message
     finally:
         rmtree(tmp)

@@ -4,6 +4,8 @@
 import json
 import os
 
+from fota.core import errors
+
 
 class Store:
     def __init__(self, path):
@@ -19,10 +21,16 @@ class Store:
         return data if isinstance(data, dict) else {}
 
     def save(self, data):
+        """Write data; OTAError (flash) when the file system refuses (full, read-only)."""
         tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.rename(tmp, self.path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(data, f)
+            os.rename(tmp, self.path)
+        except OSError as exc:
+            raise errors.OTAError(
+                errors.FLASH, "cannot write the state file %s: %s" % (self.path, exc)
+            ) from None
 
     def update(self, **changes):
         data = self.load()
