@@ -184,3 +184,15 @@ def test_redacted_hides_every_secret():
     cfg = config.validate(_with(wifi={"ssid": "lab", "password": "hunter2"}))
     text = repr(events.redacted(cfg))  # what the agent prints goes through this
     assert "a2V5" not in text and "hunter2" not in text and "lab" in text
+
+
+def test_a_server_without_a_host_and_a_key_that_is_not_base64_are_refused():
+    assert "no host in URL" in _error(_with(server="https://"))
+    assert "bad port" in _error(_with(server="https://host:port/"))
+    for key in ("not base64!", "abc", ""):
+        raw = _with()
+        raw["onenet"]["key"] = key
+        assert "onenet.key must be the base64" in _error(raw), key
+    raw = _with()
+    raw["onenet"]["key"] = "KuF3NT/jUBJ62LNBB/A8XZA9CqS3Cu79B/ABmfA1UCw="
+    assert config.validate(raw)["onenet"]["key"] == raw["onenet"]["key"]

@@ -140,6 +140,12 @@ def validate(raw):
         raise OTAError(CONFIG, "ota.json: server must be an http:// or https:// URL")
     elif "ca" not in cfg:
         raise OTAError(CONFIG, "ota.json: server is https: set ca to its CA certificate (DER)")
+    from fota.transport.url import split
+
+    try:
+        split(server)  # a host, a port that is a number
+    except OTAError as exc:
+        raise OTAError(CONFIG, "ota.json: server: " + exc.message) from None
     for key in ("poll_s", "progress_step", "window"):
         if cfg[key] <= 0:
             raise OTAError(CONFIG, "ota.json: %s must be positive" % key)
@@ -160,6 +166,16 @@ def validate(raw):
         raise OTAError(CONFIG, "ota.json: onenet.device_id is required for cloud onenet")
     if cloud == "onenet-fuse" and "device_name" not in cfg[section]:
         raise OTAError(CONFIG, "ota.json: onenet.device_name is required for cloud onenet-fuse")
+    if section == "onenet":  # decoded leniently by some ports: an empty key signs nothing
+        import binascii
+
+        key = cfg[section]["key"]
+        try:
+            ok = binascii.b2a_base64(binascii.a2b_base64(key)).strip() == key.encode()
+        except ValueError:
+            ok = False
+        if not ok or not key:
+            raise OTAError(CONFIG, "ota.json: onenet.key must be the base64 key of the console")
     return cfg
 
 
