@@ -28,9 +28,10 @@ and collector block sizes, the reference for every memory figure, and x64, 64-bi
    own; sorted by size, their sum, all of them in one process, and the qstr pools then.
 4. The full update cycle on the virtual board, per cloud (--cycle; i386, and OneNET on x64 too):
    that cloud's emulator (tools/emu) offers 2.0.0 to a virtual board (tools/vboard.py) running
-   1.0.0, as `make demo` does; the cycle passes when the board ends on 2.0.0 and the cloud got
-   the success report. The smallest `vboard.py boot --heap` at which it passes (a fresh board
-   each try, bisected to 1 KB) is the agent's full-cycle heap; a try in which the agent runs out
+   1.0.0 with the agent alone in main.py (agent.main()), as `make demo` does; the cycle passes
+   when the board ends on 2.0.0 and the cloud got the success report. The smallest
+   `vboard.py boot --heap` at which it passes (a fresh board each try, bisected to 1 KB) is the
+   agent's full-cycle heap; a try in which the agent runs out
    of memory and backs off counts as failed, so no try waits out the backoff. The idle heap is
    what the agent holds while idle between polls: the idle event's "heap" (gc.mem_alloc() after
    a collection) minus the heap in use when boot.py started (vboard's ready event); n/a while
@@ -397,6 +398,9 @@ def _why(status, events, stderr):
     return "the board did not end on %s with the cloud informed" % demo.NEW
 
 
+AGENT_MAIN = "from fota.app import agent\n\nagent.main()\n"
+
+
 class Cycle:
     """One cloud's emulator and a template board; attempt() boots a fresh copy of it."""
 
@@ -410,8 +414,12 @@ class Cycle:
             cfg = self.work / "ota.json"
             cfg.write_text(json.dumps(demo.board_config(cloud, self.server.info())))
             self.template = self.work / "template"
+            # the agent alone: firmware/main.py is an example application around it, whose
+            # own loop would keep a board running after the agent stopped
+            main = self.work / "main.py"
+            main.write_text(AGENT_MAIN)
             _vboard("create", self.template, "--board", "esp32", "--version", demo.OLD,
-                    "--config", cfg, "--force")  # fmt: skip
+                    "--config", cfg, "--put", "%s:/main.py" % main, "--force")  # fmt: skip
         except BaseException:
             self.server.stop()
             raise
@@ -582,7 +590,8 @@ def _tables(opts, rts, speeds, heaps, modules, cycles, seconds):
         "",
         "## The full update cycle on the virtual board",
         "",
-        "Each cloud's emulator offers %s (%d bytes) to a virtual board running %s: check, "
+        "Each cloud's emulator offers %s (%d bytes) to a virtual board running %s, with the "
+        "agent alone in its main.py (agent.main()): check, "
         "download, verify, activate, reset, confirm, report, idle. Full-cycle heap: the smallest "
         "`vboard.py boot --heap` (the app's free heap when boot.py starts) at which the board "
         "ends on %s and the cloud got the success report without the agent running out of "
