@@ -15,6 +15,9 @@ without being disturbed by other tests' traffic.
   /redirect/N/REST       302 with a relative Location `/redirect/N-1/REST` (keeping a /tag
                          prefix); N = 0 serves `/REST`
   /redirect-CODE/N/REST  the same with status CODE (301, 302, 303, 307 or 308)
+  /answer/HEX/REST       the answer that HEX (hexlified JSON: {"status", "body"} or {"big": N},
+                         a body of N bytes) names, whatever REST is; REST ending in /auth gets an
+                         Aliyun token answer (the clouds' bad-input matrix)
   /redirect-abs/N/REST   302 with an absolute Location (this server's own base URL)
   /redirect-abs-307/N/REST  307 with an absolute Location
   /close/NAME            the file with `Connection: close`, then closes
@@ -68,6 +71,9 @@ _REASONS = {
 }
 _CHUNK_SIZES = (1, 7, 100, 1000, 4096)
 _IO_TIMEOUT_S = 30.0  # a misbehaving client cannot keep a handler thread forever
+
+
+_AUTH_ANSWER = b'{"code": 0, "message": "success", "info": {"token": "t0k3n"}}'
 
 
 class _Closed(Exception):
@@ -197,6 +203,8 @@ class _Handler(socketserver.BaseRequestHandler):
         rest = parts[1:]
         if head == "echo":
             return self._echo()
+        if head == "answer":
+            return self._answer(rest)
         if head == "stats":
             tag = rest[0] if rest else None
             return self._send(200, [("Content-Type", "application/json")], self._json_stats(tag))
@@ -263,6 +271,18 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def _json_stats(self, tag):
         return json.dumps(self.server.stats(tag)).encode()
+
+    def _answer(self, rest):
+        # /answer/HEX/ANY-PATH: the answer HEX (hexlified JSON {"status", "body"} or {"big": N})
+        # names, whatever the path after it; a path ending in "auth" gets an Aliyun token first
+        spec = json.loads(bytes.fromhex(rest[0]))
+        if rest[-1] == "auth":
+            return self._send(200, [("Content-Type", "application/json")], _AUTH_ANSWER)
+        if "big" in spec:
+            body = b'{"pad": "' + b"x" * spec["big"] + b'"}'
+        else:
+            body = spec.get("body", "").encode()
+        return self._send(spec.get("status", 200), [("Content-Type", "application/json")], body)
 
     def _redirect(self, head, rest):
         kind = head.partition("-")[2]
