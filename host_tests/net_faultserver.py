@@ -15,9 +15,11 @@ without being disturbed by other tests' traffic.
   /redirect/N/REST       302 with a relative Location `/redirect/N-1/REST` (keeping a /tag
                          prefix); N = 0 serves `/REST`
   /redirect-CODE/N/REST  the same with status CODE (301, 302, 303, 307 or 308)
-  /answer/HEX/REST       the answer that HEX (hexlified JSON: {"status", "body"} or {"big": N},
-                         a body of N bytes) names, whatever REST is; REST ending in /auth gets an
-                         Aliyun token answer (the clouds' bad-input matrix)
+  /answer/HEX/REST       the answer that HEX (hexlified JSON: {"status", "body"}, {"big": N}: a
+                         body of N bytes, or {"status", "location"}: a redirect) names, whatever
+                         REST is; REST ending in /auth gets an Aliyun token answer
+  /record/TAG/REST       200 {}; the request (method, target, headers, body) is kept under TAG
+  /recorded/TAG          JSON: the requests /record/TAG/... received
   /redirect-abs/N/REST   302 with an absolute Location (this server's own base URL)
   /redirect-abs-307/N/REST  307 with an absolute Location
   /close/NAME            the file with `Connection: close`, then closes
@@ -98,6 +100,7 @@ class FaultServer(socketserver.ThreadingTCPServer):
         self.lock = threading.Lock()
         self.totals = [0, 0]  # connections, requests
         self.tags = {}  # tag -> [connections, requests]
+        self.recorded = {}  # tag -> [{"method", "target", "headers", "body"}] (/record)
 
     def count(self, tag, new_connection):
         with self.lock:
@@ -205,6 +208,17 @@ class _Handler(socketserver.BaseRequestHandler):
             return self._echo()
         if head == "answer":
             return self._answer(rest)
+        if head == "record":  # /record/TAG/ANY: remember the request whole, answer {}
+            method, target, _, headers, body = self.request_info
+            entry = {"method": method, "target": target, "headers": headers,
+                     "body": body.decode("latin-1")}  # fmt: skip
+            with self.server.lock:
+                self.server.recorded.setdefault(rest[0], []).append(entry)
+            return self._send(200, [("Content-Type", "application/json")], b"{}")
+        if head == "recorded":  # /recorded/TAG: what /record/TAG/... received
+            with self.server.lock:
+                data = json.dumps(self.server.recorded.get(rest[0], [])).encode()
+            return self._send(200, [("Content-Type", "application/json")], data)
         if head == "stats":
             tag = rest[0] if rest else None
             return self._send(200, [("Content-Type", "application/json")], self._json_stats(tag))
@@ -278,6 +292,8 @@ class _Handler(socketserver.BaseRequestHandler):
         spec = json.loads(bytes.fromhex(rest[0]))
         if rest[-1] == "auth":
             return self._send(200, [("Content-Type", "application/json")], _AUTH_ANSWER)
+        if "location" in spec:  # a redirect
+            return self._send(spec.get("status", 302), [("Location", spec["location"])], b"")
         if "big" in spec:
             body = b'{"pad": "' + b"x" * spec["big"] + b'"}'
         else:
