@@ -173,14 +173,7 @@ class sha256:  # noqa: N801 - named like hashlib.sha256, which it stands in for
         self._fill = viper.feed(_blocks, self._ctx, self._block, self._fill, data, n)
 
     def digest(self):
-        ctx = array("I", self._ctx)  # a copy: digest() leaves the object as it was
-        fill = self._fill
-        tail = bytearray(2 * _BLOCK)
-        tail[:fill] = self._block[:fill]
-        tail[fill] = 0x80
-        end = _BLOCK if fill < 56 else 2 * _BLOCK
-        struct.pack_into(">Q", tail, end - 8, (self._count << 3) & 0xFFFFFFFFFFFFFFFF)
-        _blocks(ctx, tail, 0, end)
+        ctx = viper.final(_blocks, self._ctx, self._block, self._fill, self._count, ">Q")
         out = bytearray(32)
         for i in range(8):
             struct.pack_into(">I", out, i << 2, ctx[i])

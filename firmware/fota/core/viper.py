@@ -1,5 +1,5 @@
 # The viper emitter for the pure-Python digests (fota.core.md5, fota.core.sha256), where the
-# port has one, and the block-feeding loop they share.
+# port has one, and the block-feeding loop and the final padding they share.
 #
 # A viper function is machine code: a .mpy that holds one is tied to one architecture (mpy-cross
 # -march), while the agent ships one arch-neutral set of .mpy files. So the digests keep their
@@ -57,3 +57,20 @@ def feed(blocks, ctx, block, fill, data, n):
     for i in range(n - end):
         block[i] = data[end + i]
     return n - end
+
+
+def final(blocks, ctx, block, fill, count, length):
+    """The last step MD5 and SHA-256 share: the padding (0x80, zeros, the message's length in bits
+    packed with the struct format `length`: "<Q" for MD5, ">Q" for SHA-256) folded by blocks()
+    into a copy of ctx, so the hash object stays as it was. -> the copy."""
+    import struct
+    from array import array
+
+    ctx = array("I", ctx)
+    tail = bytearray(2 * _BLOCK)
+    tail[:fill] = block[:fill]
+    tail[fill] = 0x80
+    end = _BLOCK if fill < _BLOCK - 8 else 2 * _BLOCK
+    struct.pack_into(length, tail, end - 8, (count << 3) & 0xFFFFFFFFFFFFFFFF)
+    blocks(ctx, tail, 0, end)
+    return ctx
