@@ -4,12 +4,12 @@ deploy and tools/fsimage.py refuse before anything is written."""
 
 import contextlib
 import json
-import selectors
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from vboardctl import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 VBOARD = ROOT / "tools" / "vboard.py"
@@ -35,32 +35,10 @@ def _config(tmp_path, **changes):
 
 
 def test_deploy_copies_agent_config_and_profile_through_mpremote(tmp_path):
-    main = tmp_path / "main.py"
-    main.write_text(IDLE_MAIN)
-    board = tmp_path / "board"
-    made = _run(VBOARD, "create", board, "--board", "esp32", "--version", "1.0.0",
-                "--config", _config(tmp_path), "--put", "%s:/main.py" % main)  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    proc = subprocess.Popen([sys.executable, str(VBOARD), "boot", str(board), "--repl", "0",
-                             "--timeout", "100"], stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        assert sel.select(TIMEOUT_S), "no repl event"
-        first = json.loads(proc.stdout.readline())
-        url = first["url"]
-        # connect once the firmware is up and idle: before that a Ctrl-C from mpremote would
-        # interrupt the board's own start-up (slow on a clean clone, compiling everything)
-        while True:
-            assert sel.select(TIMEOUT_S), "the board never went idle"
-            line = proc.stdout.readline()
-            assert line, "vboard ended before the board was idle"
-            if line.startswith("{") and json.loads(line).get("event") == "idle":
-                break
-        mpremote = str(Path(sys.executable).with_name("mpremote"))
+    with _repl_board(tmp_path, "esp32") as url:
         # remove part of the agent and the config: deploy must bring them back
         wipe = "import os\nos.remove('/lib/fota/ota.mpy')\nos.remove('/ota.json')"
-        wiped = subprocess.run([mpremote, "connect", url, "exec", wipe],
+        wiped = subprocess.run([MPREMOTE, "connect", url, "exec", wipe],
                                capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
         assert wiped.returncode == 0, wiped.stderr
         cfg = _config(tmp_path, poll_s=77)
@@ -71,7 +49,7 @@ def test_deploy_copies_agent_config_and_profile_through_mpremote(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         assert "files on socket://" in done.stdout
         check = subprocess.run(
-            [mpremote, "connect", url, "exec",
+            [MPREMOTE, "connect", url, "exec",
              "import json, os\nprint(json.load(open('/ota.json'))['poll_s'])\n"
              "print(sorted(os.listdir('/lib/fota')))\nprint(os.stat('/certs/ca.der')[6])"],
             capture_output=True, text=True, timeout=TIMEOUT_S,
@@ -81,9 +59,6 @@ def test_deploy_copies_agent_config_and_profile_through_mpremote(tmp_path):
         assert lines[0].strip() == "77"
         assert "'ota.mpy'" in lines[1]  # deleted above, brought back by deploy
         assert lines[2].strip() == str(len(b"\x30\x82fake-der"))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=TIMEOUT_S)
 
 
 def test_deploy_refuses_a_bad_config_before_touching_the_board(tmp_path):
@@ -178,23 +153,10 @@ def _repl_board(tmp_path, board_name):
     made = _run(VBOARD, "create", board, "--board", board_name, "--version", "1.0.0",
                 "--config", _config(tmp_path), "--put", "%s:/main.py" % main)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    proc = subprocess.Popen([sys.executable, str(VBOARD), "boot", str(board), "--repl", "0",
-                             "--timeout", "100"], stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        assert sel.select(TIMEOUT_S), "no repl event"
-        url = json.loads(proc.stdout.readline())["url"]
-        while True:
-            assert sel.select(TIMEOUT_S), "the board never went idle"
-            line = proc.stdout.readline()
-            assert line, "vboard ended before the board was idle"
-            if line.startswith("{") and json.loads(line).get("event") == "idle":
-                break
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=TIMEOUT_S)
+    # connect once the firmware is up and idle: before that a Ctrl-C from mpremote would
+    # interrupt the board's own start-up (slow on a clean clone, compiling everything)
+    with serving(board, timeout_s=100, wait_s=TIMEOUT_S) as (_, first):
+        yield first["url"]
 
 
 def _board_file(url, path):

@@ -10,25 +10,12 @@ import sys
 
 import micropython
 from dual import is_micropython
+from test_digest import RFC1321  # RFC 1321, appendix A.5
 
 from fota.core import digest, md5, sha256, viper
 from fota.core.digest import Digests
 
 RUN_ON_MICROPYTHON = True
-
-# RFC 1321, appendix A.5.
-_MD5_VECTORS = (
-    (b"", "d41d8cd98f00b204e9800998ecf8427e"),
-    (b"a", "0cc175b9c0f1b6a831c399e269772661"),
-    (b"abc", "900150983cd24fb0d6963f7d28e17f72"),
-    (b"message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
-    (b"abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"),
-    (
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-        "d174ab98d277d9f5a5611c2c9f419d9f",
-    ),
-    (b"1234567890" * 8, "57edf4a22be3c955ac49da2e2107b67a"),
-)
 
 # FIPS 180-2, appendix B: one block, two blocks (the 448-bit message), and one million "a".
 _SHA256_VECTORS = (
@@ -106,7 +93,7 @@ def test_compile_refuses_quietly_where_there_is_no_viper():
 
 def test_md5_rfc1321_suite_on_every_kernel():
     def check(kernel):
-        for message, expected in _MD5_VECTORS:
+        for message, expected in RFC1321:
             assert _hex(md5.md5(message).digest()) == expected, (kernel, message)
             h = md5.md5()
             for i in range(len(message)):  # byte by byte: every fill of the block buffer

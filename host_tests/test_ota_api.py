@@ -71,14 +71,19 @@ def _settle(root):
     return updater.after_boot(board.running_version(), board.confirm)
 
 
+def _run_2_0_0(root, path):
+    """A manual update to 2.0.0, the boot into it and the agent's confirmation."""
+    url, data = _served_image("2.0.0", 40000)
+    md5 = binascii.hexlify(hashlib.md5(data).digest()).decode()
+    assert ota.update(url, md5=md5, allow_http=True, root=root) == "2.0.0"
+    assert _reboot(path) == "ota_1" and _settle(root) == "confirmed"
+
+
 def test_rollback_is_durable_across_resets_once_the_agent_settled_it():
     tmp, path = new_board(version="1.0.0")
     root = tmp + "/"
     try:
-        url, data = _served_image("2.0.0", 40000)
-        md5 = binascii.hexlify(hashlib.md5(data).digest()).decode()
-        assert ota.update(url, md5=md5, allow_http=True, root=root) == "2.0.0"
-        assert _reboot(path) == "ota_1" and _settle(root) == "confirmed"
+        _run_2_0_0(root, path)
         assert ota.rollback(root=root) == "1.0.0"
         assert ota.status(root=root)["next_boot"] == "ota_0"  # what the next reset boots
         assert _reboot(path) == "ota_0"
@@ -97,10 +102,7 @@ def test_an_unconfirmed_rollback_goes_back_at_the_next_reset():
     tmp, path = new_board(version="1.0.0")
     root = tmp + "/"
     try:
-        url, data = _served_image("2.0.0", 40000)
-        md5 = binascii.hexlify(hashlib.md5(data).digest()).decode()
-        assert ota.update(url, md5=md5, allow_http=True, root=root) == "2.0.0"
-        assert _reboot(path) == "ota_1" and _settle(root) == "confirmed"
+        _run_2_0_0(root, path)
         assert ota.rollback(root=root) == "1.0.0"
         assert _reboot(path) == "ota_0"
         assert _reboot(path) == "ota_1"

@@ -5,9 +5,7 @@ tests is a small main.py per test (put on the board with --put), not the agent, 
 itself is what is tested: bootloader states, resets, crashes, power cuts, heap, events.
 """
 
-import contextlib
 import json
-import selectors
 import socket
 import struct
 import subprocess
@@ -28,6 +26,7 @@ TIMEOUT_S = 60
 sys.path.insert(0, str(TOOLS))
 
 import fsimage  # noqa: E402
+from vboardctl import serving  # noqa: E402
 
 EMIT = """\
 import json
@@ -481,33 +480,6 @@ def test_create_refuses_an_existing_board_without_force(make_board, tmp_path):
     assert slot(inspect(board), "ota_0")["version"] == "9.9.9"
 
 
-@contextlib.contextmanager
-def _repl_board(board):
-    """`vboard.py boot --repl 0` of board, once its firmware is idle -> (process, repl event)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(VBOARD), "boot", str(board), "--repl", "0", "--timeout", "60"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        assert sel.select(TIMEOUT_S), "no repl event from vboard"
-        first = json.loads(proc.stdout.readline())
-        # connect once the firmware is idle: an early Ctrl-C would interrupt its start-up
-        while True:
-            assert sel.select(TIMEOUT_S), "the board never went idle"
-            line = proc.stdout.readline()
-            assert line, "vboard ended before the board was idle"
-            if line.startswith("{") and json.loads(line).get("event") == "idle":
-                break
-        yield proc, first
-    finally:
-        proc.terminate()
-        proc.wait(timeout=TIMEOUT_S)
-
-
 def test_mpremote_works_against_the_board_through_the_repl_bridge(make_board, tmp_path):
     board = make_board(EMIT + 'import time\nemit("idle")\ntime.sleep(60)\n')
     local = tmp_path / "hello.txt"
@@ -516,7 +488,7 @@ def test_mpremote_works_against_the_board_through_the_repl_bridge(make_board, tm
     script.write_text(
         "import esp32\nprint('slot', esp32.Partition(esp32.Partition.RUNNING).info()[4])\n"
     )
-    with _repl_board(board) as (proc, first):
+    with serving(board, wait_s=TIMEOUT_S) as (proc, first):
         assert first["event"] == "repl" and first["url"] == "socket://127.0.0.1:%d" % first["port"]
         mpremote = [str(Path(sys.executable).with_name("mpremote")), "connect", first["url"]]
         commands = [
@@ -578,7 +550,7 @@ def test_create_flashes_a_given_app_image_and_refuses_a_bad_one(tmp_path):
 
 def test_the_repl_bridge_survives_clients_that_vanish_mid_output(make_board):
     board = make_board(EMIT + 'import time\nemit("idle")\ntime.sleep(60)\n')
-    with _repl_board(board) as (proc, first):
+    with serving(board, wait_s=TIMEOUT_S) as (proc, first):
         # with no client connected the flood becomes events on vboard's stdout: keep reading it
         drain = threading.Thread(target=proc.stdout.read, daemon=True)
         drain.start()
