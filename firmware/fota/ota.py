@@ -142,12 +142,8 @@ def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_h
         offer = Offer(url, size, md5=md5, sha256=sha256, version=version)
         import time
 
-        def engine_event(kind, info):  # the update announces "verified" itself
-            if kind != "verified":
-                events.emit(kind, info)
-
         dl = Downloader(client, board.slot(), Journal(root + "fota.journal"), time, chunk=chunk,
-                        window=window, on_event=engine_event)  # fmt: skip
+                        window=window, on_event=events.emit)  # fmt: skip
         updater = Updater(None, dl, Store(root + "fota.state"), events.emit, allow_downgrade=True)
         result = updater.install(offer, board.running_version())
     finally:

@@ -57,8 +57,7 @@ class Cycle:
                 self.cloud.progress(self.job, info["percent"])
             except OTAError as exc:  # a lost progress report must not stop the download
                 self.emit("report_failed", {"result": "progress", "error": exc.message})
-        if kind != "verified":  # the update cycle announces that itself
-            self.emit(kind, info)
+        self.emit(kind, info)
 
     def downloader(self, offer=None):
         """The engine for `offer`, made when the offer comes: its buffer exists only then."""

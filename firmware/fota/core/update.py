@@ -136,7 +136,8 @@ class Updater:
                 self.forget()  # the download's code leaves before the image checker comes in
             from fota.core.finish import finish
 
-            version = finish(*args)
+            version = finish(*args[:-1])  # without the engine's listener: the update
+            # announces "verified" itself, once
         except errors.OTAError as exc:
             return self._fail(offer, exc, "download")
         except MemoryError:  # making the downloader (its buffer) or probing the size
