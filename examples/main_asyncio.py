@@ -1,9 +1,10 @@
 # main.py for an asyncio application: the OTA agent runs beside it as one more task.
 #
 # Copy this to the board as /main.py instead of the default one. The agent's turns (the
-# settlement after a boot, each check, a download) run between the application's awaits, and
-# its waits between polls are asyncio sleeps. asyncio itself takes a few KB of heap beside the
-# agent's budget (the README's "The agent in your application" has the figure).
+# settlement after a boot, each check, each window of a download: one Range request) run
+# between the application's awaits, and its waits between polls are asyncio sleeps. asyncio
+# itself takes a few KB of heap beside the agent's budget (the README's "The agent in your
+# application" has the figure).
 import asyncio
 
 from fota.app import agent

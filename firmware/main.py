@@ -29,6 +29,8 @@ agent.on_event(on_event)
 cfg = agent.start()  # None after an error event: the config is wrong, the agent stays out
 while True:
     due = time.time() + agent.poll(cfg) if cfg else None  # poll: one turn, then seconds to wait
-    while due is None or time.time() < due:
+    while True:  # your work at least once a turn: also between the windows of a download
         work()
+        if due is not None and time.time() >= due:
+            break
         time.sleep_ms(100)

@@ -8,6 +8,8 @@ calls = []
 hungry = set()  # call numbers (1, 2, ...) that raise MemoryError
 broken = set()  # call numbers that raise an OTAError
 buggy = set()  # call numbers that raise a TypeError (a bug, or an answer nobody foresaw)
+paused = {}  # call number -> seconds: that check returns with its download paused
+turns = []  # the turn each poll() was given
 
 
 def reset():
@@ -15,6 +17,8 @@ def reset():
     hungry.clear()
     broken.clear()
     buggy.clear()
+    paused.clear()
+    del turns[:]
 
 
 def _call(name):
@@ -39,5 +43,12 @@ def settle(cfg, clock):
     return _call("settle")
 
 
-def poll(cfg, clock):
-    return _call("poll")
+def poll(cfg, clock, turn=0):
+    cfg.pop("downloading", None)
+    turns.append(turn)
+    result = _call("poll")
+    wait = paused.get(len(calls))
+    if wait is None:
+        return result
+    cfg["downloading"] = "a paused check"
+    return wait  # the seconds before the paused download goes on

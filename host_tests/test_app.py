@@ -243,3 +243,37 @@ def test_the_agent_task_runs_beside_the_applications_tasks():
     # the two take turns: no stretch of agent turns without the application in between
     assert "idle,idle" not in ",".join(turns), turns
     assert fakephases.calls[:3] == ["start", "settle", "poll"]
+
+
+def test_a_paused_download_is_a_turn_that_asks_to_be_called_again_at_once():
+    # a check returns "downloading" after its turn of requests: poll() hands the application
+    # the pause (0, or a retry's backoff) instead of a poll interval, with no idle, no backoff
+    fakephases.reset()
+    fakephases.paused.update({2: 0, 3: 4})
+    cfg = {"poll_s": 600, "version": "1.0.0", "cloud": "fake", "settled": False}
+    seen = []
+    listener = events.subscribe(lambda kind, info: seen.append(kind))
+    try:
+        with _Modules():
+            waits = [agent.poll(cfg, FakeClock(), step=_fake_step) for _ in range(3)]
+    finally:
+        events.unsubscribe(listener)
+    assert waits[:2] == [0, 4] and 540 <= waits[2] <= 660
+    assert fakephases.calls == ["settle", "poll", "poll", "poll"]
+    assert fakephases.turns == [1, 1, 1]  # one request (window) per turn
+    assert [k for k in seen if k in ("idle", "backoff")] == ["idle"]
+    assert cfg["failures"] == 0
+
+
+def test_a_paused_phase_keeps_its_modules_and_a_finished_one_releases_them():
+    fakephases.reset()
+    fakephases.paused.update({1: 0})
+    with _Modules():
+        import fota.core.version  # noqa: F401  (a module a phase would load)
+
+        cfg = {}
+        agent.guarded("check", "fakephases", "poll", cfg, None, 1)
+        kept = "fota.core.version" in sys.modules
+        agent.guarded("check", "fakephases", "poll", cfg, None, 1)
+        released = "fota.core.version" not in sys.modules
+    assert kept and released

@@ -780,3 +780,57 @@ def test_another_size_once_bytes_are_in_is_another_file():
         assert "server has 50000 bytes, the offer says 40000" in exc.message
     finally:
         rig.close()
+
+
+def test_a_download_in_turns_makes_one_request_per_turn_and_fetches_nothing_twice():
+    # fetch(offer, turn=1): one window per call, then None (paused); fetch(None, 1) goes on
+    # where it stopped, from the bytes in RAM; the last call verifies and returns the engine
+    rig = Rig(size=100000, window=16384)
+    try:
+        dl = rig.downloader()
+        turns = 0
+        offer = rig.offer
+        while dl.fetch(offer, 1) is None:
+            offer = None
+            turns += 1
+            assert len(rig.client.requests) == turns  # one request per paused turn
+            assert dl.delay_ms == 0
+        assert turns == 6  # 7 windows of 16 KB: six pauses, the seventh call ends it
+        starts = [r[0] for r in rig.client.requests]
+        assert starts == list(range(0, 100000, 16384))  # no byte asked for twice
+        assert rig.slot_bytes() == rig.image
+        assert rig.erases() == [1] * 25
+    finally:
+        rig.close()
+
+
+def test_a_paused_download_leaves_a_retrys_backoff_to_the_caller():
+    # in turns the engine never sleeps: a dropped connection ends the turn with wait_ms set,
+    # and the journal saved, so a reboot in the pause resumes too
+    rig = Rig(size=100000, window=16384, journal_blocks=1)
+    try:
+        rig.client.drop_after(40000)
+        dl = rig.downloader()
+        waits = []
+        offer = rig.offer
+        while dl.fetch(offer, 1) is None:
+            offer = None
+            waits.append(dl.delay_ms)
+        assert rig.clock.slept_ms == 0
+        assert waits.count(1000) == 1 and waits.count(0) == len(waits) - 1
+        assert [k for k, _ in rig.events].count("retry") == 1
+        assert rig.slot_bytes() == rig.image
+    finally:
+        rig.close()
+
+
+def test_a_pause_saves_the_journal_so_a_reboot_in_it_resumes_there():
+    rig = Rig(size=100000, window=16384, journal_blocks=32)  # no commit of its own before 128 KB
+    try:
+        assert rig.downloader().fetch(rig.offer, 1) is None  # then the board resets
+        again = rig.downloader()
+        assert again.fetch(rig.offer) is again and again.resumed_from == 16384
+        assert [r[0] for r in rig.client.requests] == list(range(0, 100000, 16384))
+        assert rig.slot_bytes() == rig.image
+    finally:
+        rig.close()

@@ -277,3 +277,76 @@ def test_the_agent_as_an_asyncio_task_updates_confirms_and_reports(tmp_path, clo
     positions = [kinds.index(k) for k in order]
     assert positions == sorted(positions), kinds
     assert _booted_version(board) == "2.0.0" and _done(cloud, board.state())
+
+
+# An application task that reports when it ran since the agent's last event: during a download
+# it must run between the agent's windows, not only before and after the download.
+TICKING_MAIN = """\
+import asyncio
+import json
+
+from fota.app import agent
+
+last = []
+
+
+def on_event(kind, info):
+    last.append(kind)
+
+
+async def application():
+    seen = 0
+    while True:
+        if len(last) != seen:
+            seen = len(last)
+            print(json.dumps({"event": "app", "after": last[-1]}))
+        await asyncio.sleep(0)
+
+
+async def main():
+    agent.on_event(on_event)
+    asyncio.create_task(agent.task())
+    await application()
+
+
+asyncio.run(main())
+"""
+
+
+# The same application with a loop of its own around agent.poll(), as the default main.py.
+TICKING_LOOP_MAIN = """\
+import json
+import time
+
+from fota.app import agent
+
+last = []
+agent.on_event(lambda kind, info: last.append(kind))
+cfg = agent.start()
+seen = 0
+while True:
+    due = time.time() + agent.poll(cfg)
+    while True:
+        if len(last) != seen:
+            seen = len(last)
+            print(json.dumps({"event": "app", "after": last[-1]}))
+        if time.time() >= due:
+            break
+        time.sleep_ms(100)
+"""
+
+
+@pytest.mark.parametrize("form", ["asyncio", "loop"])
+def test_the_application_task_runs_between_the_windows_of_a_download(tmp_path, form):
+    main = tmp_path / "main.py"
+    main.write_text(TICKING_MAIN if form == "asyncio" else TICKING_LOOP_MAIN)
+    board = Board(tmp_path, "onenet", puts=[(main, "/main.py")])  # 150 KB in 32 KB windows
+    board.publish()
+    events = board.boot("--heap", ASYNCIO_HEAP)
+    kinds = _kinds(events)
+    start, verified = kinds.index("start"), kinds.index("verified")
+    during = [e for e in events[start:verified] if e["event"] == "app"]
+    # a turn ends after each window: the application ran after each progress report
+    assert len([k for k in kinds[start:verified] if k == "progress"]) >= 3, kinds
+    assert sum(e["after"] == "progress" for e in during) >= 3, kinds
+    assert _booted_version(board) == "2.0.0" and _done("onenet", board.state())

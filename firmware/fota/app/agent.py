@@ -7,6 +7,9 @@
 #   start   (fota.app.boot)   read and check /ota.json and /board.json, the running version
 #   settle  (fota.app.cycle)  after a reboot: confirm the new image or report the rollback
 #   check   (fota.app.cycle)  ask the cloud; download, verify and activate an offer, then reset
+#                             (a download goes one window per turn: between two turns the check
+#                             stays loaded, kept in the config as "downloading", and the
+#                             application runs)
 #
 # Poll loop: one check per poll_s (with +-10% jitter, so a fleet does not hit the cloud in step);
 # after a failure the wait grows 30 s, 60 s, 120 s ... up to poll_s. Before a full wait it emits
@@ -30,6 +33,7 @@ _KEEP = const(
     ("fota", "fota.app", "fota.app.agent", "fota.app.events", "fota.core", "fota.core.errors")
 )
 _CYCLE = const("fota.app.cycle")
+_TURN = const(1)  # download requests (windows) per turn: then the application runs again
 
 
 def release(names=None):
@@ -67,7 +71,8 @@ def guarded(stage, module, fn, *args):
         return "failed"
     finally:
         mod = None
-        release()
+        if not (args and args[0].__class__ is dict and "downloading" in args[0]):
+            release()  # (a paused download, kept in the config, keeps its code)
 
 
 def _jittered(seconds):
@@ -82,13 +87,16 @@ def _jittered(seconds):
 def poll(cfg, clock=None, step=guarded):
     """One turn of the agent, for an application with a loop of its own: the settlement after a
     boot until it has gone through, then one check (which may download, verify, activate and
-    reset). -> the seconds to wait before the next turn: poll_s with jitter after an idle event,
-    or a backoff after a failure. cfg: what start() returned. Never raises."""
+    reset), or the next window of a download in progress. -> the seconds to wait before the next
+    turn: 0 or a retry's backoff while a download goes on, poll_s with jitter after an idle
+    event, or a backoff after a failure. cfg: what start() returned. Never raises."""
     if clock is None:
         import time as clock
     if not cfg.get("settled"):
         cfg["settled"] = step("settle", _CYCLE, "settle", cfg, clock) != NO_MEMORY
-    result = step("check", _CYCLE, "poll", cfg, clock) if cfg["settled"] else NO_MEMORY
+    result = step("check", _CYCLE, "poll", cfg, clock, _TURN) if cfg["settled"] else NO_MEMORY
+    if "downloading" in cfg:  # a download paused: it goes on at the next turn
+        return int(result)
     if result == "failed" or result == NO_MEMORY:
         failures = cfg["failures"] = cfg.get("failures", 0) + 1
         delay = min(_BACKOFF_S << min(failures - 1, _MAX_SHIFT), cfg["poll_s"])
@@ -115,8 +123,8 @@ def loop(cfg, clock, step=guarded):
 
 async def task(path="/ota.json", root="/", step=guarded):
     """The agent as an asyncio task beside the application's own:
-    asyncio.create_task(agent.task()). Each turn (settlement, check, download) runs between two
-    of the application's awaits; the waits between turns are asyncio sleeps."""
+    asyncio.create_task(agent.task()). Each turn (settlement, check, one window of a download)
+    runs between two of the application's awaits; the waits between turns are asyncio sleeps."""
     import asyncio
 
     cfg = start(path, root, step)

@@ -50,6 +50,7 @@ class Cycle:
         self.store = Store(self.root + _STATE)
         self.buf = buf  # the download's block buffer, when the caller made it
         self.job = None
+        self.upd = None  # the Updater of a check, kept while its download is paused
 
     def _engine_event(self, kind, info):
         if kind == "progress" and self.job is not None:
@@ -111,11 +112,19 @@ class Cycle:
 
         return settle(self)
 
-    def poll(self):
-        """One check (and install). Resets the board after an activation."""
-        if not self.board.network_up(self.cfg.get("wifi"), self.clock):
-            raise OTAError(DOWNLOAD, "network down: cannot join the access point")
-        result = self.updater().run(self.cfg["version"])
+    def poll(self, turn=0):
+        """One check (and install), or the next turn of a paused download (see
+        fota.core.update.Updater.install). Resets the board after an activation."""
+        upd = self.upd
+        if upd is None:
+            if not self.board.network_up(self.cfg.get("wifi"), self.clock):
+                raise OTAError(DOWNLOAD, "network down: cannot join the access point")
+            upd = self.upd = self.updater()
+            result = upd.run(self.cfg["version"], turn)
+        else:
+            result = upd.install(None, None, turn)
+        if result == "downloading":
+            return upd.delay_ms  # paused: the ms to wait before the next turn
         if result == "activated":
             self.emit("reset", {"reason": "activate"})
             self.client.close()
@@ -151,22 +160,34 @@ _CODE = const(
 )
 
 
-def poll(cfg, clock):
-    # The heap is in one piece when a phase starts. The download's block buffer goes first (later
-    # a free run of 4 KB is the hardest thing to find), then every module the check and the
-    # download run, one after the other with a collection in between: loading a module leaves the
-    # loader's scratch behind as garbage, and the next module's code fills those holes instead
-    # of leaving them for the cloud's answers to split into pieces too small for anything. Code
-    # loaded after the answers would have to fit between their leftovers, and a heap with
-    # kilobytes free in small holes cannot take a module.
-    import gc
+def poll(cfg, clock, turn=0):
+    """One check; with turn, at most that many download requests, then -> the seconds to wait
+    (a retry's backoff, or 0) before calling again to go on: the paused check is kept in
+    cfg["downloading"] meanwhile."""
+    cycle = cfg.pop("downloading", None)
+    if cycle is None:
+        # The heap is in one piece when a phase starts. The download's block buffer goes first
+        # (later a free run of 4 KB is the hardest thing to find), then every module the check
+        # and the download run, one after the other with a collection in between: loading a
+        # module leaves the loader's scratch behind as garbage, and the next module's code fills
+        # those holes instead of leaving them for the cloud's answers to split into pieces too
+        # small for anything. Code loaded after the answers would have to fit between their
+        # leftovers, and a heap with kilobytes free in small holes cannot take a module.
+        import gc
 
-    buf = bytearray((cfg["chunk"] + 4095) // 4096 * 4096)
-    for name in _CODE + ("fota.clouds." + cfg["cloud_row"][1],):
-        __import__(name)
-        gc.collect()
-    cycle = Cycle(cfg, clock, buf=buf)
+        buf = bytearray((cfg["chunk"] + 4095) // 4096 * 4096)
+        for name in _CODE + ("fota.clouds." + cfg["cloud_row"][1],):
+            __import__(name)
+            gc.collect()
+        cycle = Cycle(cfg, clock, buf=buf)
+        buf = None
+    result = None
     try:
-        return cycle.poll()
+        result = cycle.poll(turn)
+        if isinstance(result, int):  # the ms before the paused download's next turn
+            cfg["downloading"] = cycle
+            return (result + 999) // 1000
+        return result
     finally:
-        cycle.client.close()
+        if "downloading" not in cfg:
+            cycle.client.close()

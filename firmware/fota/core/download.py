@@ -336,11 +336,56 @@ class Downloader:
         return (self.slot, self.offer, self._scratch, self.journal, self.digests.prefix(),
                 self.image_sha, self.readback, self.on_event)  # fmt: skip
 
-    def fetch(self, offer):
+    def fetch(self, offer, turn=0):
         """Download `offer` into the slot and check the offer's digests; raises an OTAError.
-        Nothing is activated: finish() does that, after the image checks. -> self."""
+        Nothing is activated: finish() does that, after the image checks. -> self.
+
+        turn: at most this many requests (windows) in this call, or up to a retry's backoff;
+        then -> None with the download paused (the journal saved, the slot still open, the wait
+        in delay_ms): the caller runs its own work and calls fetch(None, turn) to go on. 0: to
+        the end, the backoffs slept here."""
         try:
-            self._run(offer)
+            if offer is None:  # the next turn of a paused download
+                offer = self.offer
+            else:
+                offer.check(self.slot.capacity)
+                self.slot.begin(offer.size)
+                self.offer = offer
+                self._key = offer.key()
+                self._start()
+                slot = self.slot
+                # the steady state writes with the partition's own writeblocks where the slot
+                # offers it (one call into the flash driver per buffer, its OSError named by
+                # slot.failed())
+                self._write = slot.writer() if hasattr(slot, "writer") else slot.write
+                self.requests = 0
+                self._next_pct = self.progress_step
+                self.size = offer.size
+                self.resumed_from = self._resume(offer)
+                self._next_commit = self._written + self._commit_every
+                self._attempt = 0
+            size = offer.size
+            last = self.requests + turn
+            self.delay_ms = 0
+            while self._written + self._pos < size:
+                if turn and (self.requests >= last or self.delay_ms):
+                    self.journal.save(self._key, size, self._written)
+                    return None
+                before = self._written + self._pos
+                try:
+                    self._fetch(before)
+                except errors.OTAError as exc:
+                    if self._written + self._pos > before:
+                        self._attempt = 0  # progress was made: the link works, budget anew
+                    self._attempt = self._again(exc, self._attempt, self._written + self._pos)
+                    if not turn:
+                        self.clock.sleep_ms(self.delay_ms)
+            self._finish()
+            try:
+                self.digests.verify()
+            except errors.OTAError:
+                self.journal.clear()  # the slot holds bytes the offer did not promise: no resume
+                raise
             return self
         except BaseException as exc:
             close = getattr(self.slot, "close", None)  # a slot holding a file (an MCU's image)
@@ -366,50 +411,18 @@ class Downloader:
         self._next_commit = self._commit_every
         self.etag = None  # the first answer's ETag: another one later means another file
 
-    def _run(self, offer):
-        offer.check(self.slot.capacity)
-        self.slot.begin(offer.size)
-        self.offer = offer
-        self._key = offer.key()
-        self._start()
-        slot = self.slot
-        # the steady state writes with the partition's own writeblocks where the slot offers it
-        # (one call into the flash driver per buffer, its OSError named by slot.failed())
-        self._write = slot.writer() if hasattr(slot, "writer") else slot.write
-        self.requests = 0
-        self._next_pct = self.progress_step
-        self.size = offer.size
-        self.resumed_from = self._resume(offer)
-        self._next_commit = self._written + self._commit_every
-        attempt = 0
-        while self._written + self._pos < offer.size:
-            before = self._written + self._pos
-            try:
-                self._fetch(before)
-            except errors.OTAError as exc:
-                if self._written + self._pos > before:
-                    attempt = 0  # progress was made: the link works, the budget starts again
-                attempt = self._again(exc, attempt, self._written + self._pos)
-        self._finish()
-        try:
-            self.digests.verify()
-        except errors.OTAError:
-            self.journal.clear()  # the slot holds bytes the offer did not promise: no resuming
-            raise
-
     def _again(self, exc, attempt, offset):
         # after a failed request: raises exc unless it is retryable and the budget allows
-        # another attempt; else waits the backoff and -> that attempt's number
+        # another attempt; else -> that attempt's number, its backoff in delay_ms
         attempt += 1
         if not exc.retryable or attempt > self.retries:
             raise exc
-        delay = min(self.backoff_ms << (attempt - 1), self.backoff_max_ms)
+        delay = self.delay_ms = min(self.backoff_ms << (attempt - 1), self.backoff_max_ms)
         if self.on_event:
             self.on_event(
                 "retry",
                 {"attempt": attempt, "delay_ms": delay, "offset": offset, "error": exc.message},
             )
-        self.clock.sleep_ms(delay)
         return attempt
 
     def probe(self, offer):
@@ -423,6 +436,7 @@ class Downloader:
                 offer.size = probe_size(self.client, offer.url, offer.headers)
             except errors.OTAError as exc:
                 attempt = self._again(exc, attempt, 0)
+                self.clock.sleep_ms(self.delay_ms)
 
     def _resume(self, offer):
         """After a reboot: re-hash what the journal says is written and continue from there."""

@@ -74,10 +74,10 @@ class Updater:
 
     # -- one poll
 
-    def run(self, version):
+    def run(self, version, turn=0):
         """Check and, when there is an offer, install it. -> "none", "skipped", "activated"
-        (the caller resets the board), "installed" (no reboot needed) or "failed". Raises
-        OTAError for a failed check."""
+        (the caller resets the board), "installed" (no reboot needed), "failed", or
+        "downloading" (see install's turn). Raises OTAError for a failed check."""
         if not self.flush():
             return "failed"
         offer = self.cloud.check(version)
@@ -113,25 +113,37 @@ class Updater:
             self.store.update(skip=offer.key(), pending=None)
             self._event("skipped", {"version": offer.version, "error": exc.message})
             return "skipped"
-        return self.install(offer, version)
+        return self.install(offer, version, turn)
 
-    def install(self, offer, version):
+    def install(self, offer, version, turn=0):
         """Download, verify and activate offer (already checked and started). -> "activated"
-        or "failed" (reported to the cloud). Also the path of a manual update (job None)."""
-        info = {"version": offer.version, "size": offer.size, "job": offer.job}
-        pending = {"job": offer.job, "target": offer.version, "from": version, "key": offer.key()}
-        self.store.update(pending=pending)
-        self._event("start", info)
+        or "failed" (reported to the cloud). Also the path of a manual update (job None).
+
+        turn: at most this many download requests now (see Downloader.fetch), then ->
+        "downloading" with the download paused, self.delay_ms the wait before going on with
+        install(None, None, turn); the caller runs its own work in between. 0: to the end."""
+        fresh = offer
+        if offer is not None:
+            info = {"version": offer.version, "size": offer.size, "job": offer.job}
+            pending = {
+                "job": offer.job, "target": offer.version, "from": version, "key": offer.key()
+            }  # fmt: skip
+            self.store.update(pending=pending)
+            self._event("start", info)
+            self.job = [offer, pending, self.downloader]  # what the next turns go on with
+        job = self.job
+        offer, pending, dl = job
         try:
-            dl = self.downloader
             if not hasattr(dl, "run"):
-                dl = dl(offer)
+                dl = job[2] = dl(offer)
             if offer.size is None:  # the cloud gives none (Sagoo, MXCHIP): ask the server
                 dl.probe(offer)
-            dl.fetch(offer)
+            if dl.fetch(fresh, turn) is None:
+                self.delay_ms = dl.delay_ms
+                return "downloading"
             args = dl.finishing()
             resumed = dl.resumed_from
-            dl = None
+            dl = job[2] = None  # the engine and its buffer go before the image check
             if self.forget is not None:
                 self.forget()  # the download's code leaves before the image checker comes in
             from fota.core.finish import finish
@@ -139,11 +151,12 @@ class Updater:
             version = finish(*args[:-1])  # without the engine's listener: the update
             # announces "verified" itself, once
         except errors.OTAError as exc:
+            dl = job[2] = None
             return self._fail(offer, exc, "download")
         except MemoryError:  # making the downloader (its buffer) or probing the size
             import gc
 
-            dl = None
+            dl = job[2] = None
             gc.collect()  # what the attempt held is garbage now: room for the report
             error = errors.OTAError(errors.NO_MEMORY, "out of memory for the download")
             return self._fail(offer, error, "download")
