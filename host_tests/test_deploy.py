@@ -209,6 +209,7 @@ def test_flash_erases_then_writes_at_the_chips_bootloader_offset(tmp_path):
     assert s3.splitlines()[1].endswith("write-flash -z 0x0 %s" % fw)
     missing = _run(DEPLOY, "flash", "/dev/ttyUSB0", "--firmware", tmp_path / "none.bin")
     assert missing.returncode == 1 and "no such firmware file" in missing.stderr
+    _one_line_error(_run(DEPLOY, "flash", "/dev/ttyUSB0"), "deploy", "no firmware")
 
 
 def test_check_board_says_what_it_replaces_and_refuses_another_board_or_no_profile():

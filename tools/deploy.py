@@ -176,7 +176,7 @@ def main(argv=None):
     d.add_argument("--dry-run", action="store_true")
     f = sub.add_parser("flash", help="erase the flash and write a MicroPython OTA build")
     f.add_argument("port")
-    f.add_argument("--firmware", required=True)
+    f.add_argument("--firmware", help="the MicroPython OTA build to write (no default)")
     f.add_argument("--board", default="esp32")
     f.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
@@ -189,6 +189,11 @@ def main(argv=None):
     except boards.BoardError as exc:
         raise DeployError(str(exc)) from None
     if args.command == "flash":
+        if not args.firmware:
+            raise DeployError(
+                "no firmware: give --firmware FILE, a MicroPython OTA build"
+                " (make: FIRMWARE=firmware.bin)"
+            )
         if not Path(args.firmware).is_file():
             raise DeployError("no such firmware file: %s" % args.firmware)
         for cmd in flash_commands(args.port, args.firmware, profile["chip"]):
