@@ -480,3 +480,18 @@ def test_help_texts_cite_no_document_the_user_does_not_have():
             assert word not in text, (cloud, word)
     top = subprocess.run(CLI + ["--help"], capture_output=True, text=True, timeout=30).stdout
     assert "onenet-fuse" in top and "-o FILE" in top  # the clouds and how to make an image
+
+
+def test_an_mcuboot_image_is_refused_when_its_header_names_another_version(tmp_path):
+    import mcuimage
+    from emu.records import ControlError, Image
+
+    path = tmp_path / "app.signed.bin"
+    mcuimage.build(path, "2.1.0", 8192)
+    assert Image(str(path), "2.1.0").version == "2.1.0"
+    try:
+        Image(str(path), "2.2.0")
+        raise AssertionError("served an image whose header says 2.1.0 as 2.2.0")
+    except ControlError as exc:
+        assert "its MCUboot header says version 2.1.0, not 2.2.0" in str(exc)
+    assert Image(str(path), "2.2.0", any_version=True).version == "2.2.0"

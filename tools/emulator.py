@@ -22,10 +22,11 @@ CLOUD is one of
                 /sys/{pk}/{dn}/thing/ota/firmware/get; the job's file at /ota-files/{job}/{name}
                 (a signed URL that expires)
 
-FILE is served as the pending update with version VER. An ESP32 app image whose app descriptor
-names another version is refused (--any-version serves it anyway, to test a device's own
-check); make one with
-`.venv/bin/python tools/appimage.py --version VER --size BYTES -o FILE`.
+FILE is served as the pending update with version VER. An ESP32 app image whose app descriptor,
+or an MCUboot image whose header, names another version is refused (--any-version serves it
+anyway, to test a device's own check); make one with
+`.venv/bin/python tools/appimage.py --version VER --size BYTES -o FILE` (ESP32) or
+`.venv/bin/python tools/mcuimage.py build --version VER --size BYTES FILE` (MCUboot).
 
 It listens on --host (127.0.0.1; 0.0.0.0 for a board on the network) at --port (8080; 0 picks
 a free port) and prints one JSON line on stdout: {"cloud", "url", "control", "config", ...the

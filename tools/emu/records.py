@@ -19,10 +19,10 @@ class ControlError(EmuError):
 class Image:
     """The pending update: the file's bytes (read once, at reset), its digests and version.
 
-    An ESP32 app image whose app descriptor names another version than `version` is refused
-    (ControlError) unless any_version: a device would download it and then refuse it, or boot
-    a version the cloud does not expect. Files without a descriptor (an MCU's) are served as
-    they are."""
+    An ESP32 app image whose app descriptor, or an MCUboot image whose header, names another
+    version than `version` is refused (ControlError) unless any_version: a device would download
+    it and then refuse it, or boot a version the cloud does not expect. Other files (an MCU's)
+    are served as they are."""
 
     def __init__(self, path, version, any_version=False):
         if not isinstance(version, str) or not version:
@@ -36,8 +36,8 @@ class Image:
         found = descriptor_version(self.data)
         if found is not None and found != version and not any_version:
             raise ControlError(
-                "image %s: its app descriptor says version %s, not %s (any_version to serve it "
-                "anyway)" % (path, found, version)
+                "image %s: its %s says version %s, not %s (any_version to serve it anyway)"
+                % (path, _WHERE.get(self.data[0], "MCUboot header"), found, version)
             )
         self.any_version = any_version
         self.path = os.path.abspath(path)
@@ -52,14 +52,30 @@ class Image:
         return {k: getattr(self, k) for k in keys}
 
 
+_WHERE = {0xE9: "app descriptor"}  # where an image of this first byte names its version
+
+
 def descriptor_version(data):
-    """The version in an ESP32 app image's app descriptor; None for another kind of file."""
+    """The version an image says it is: an ESP32 app image's app descriptor, or an MCUboot
+    image's ih_ver as major.minor.revision (+build when not 0, as the agent reads it); None for
+    another kind of file."""
     from appimage import IMAGE_MAGIC, app_descriptor  # tools/appimage.py
 
-    if not data or data[0] != IMAGE_MAGIC:
+    if not data:
         return None
-    desc = app_descriptor(data)
-    return desc["version"] if desc else None
+    if data[0] == IMAGE_MAGIC:
+        desc = app_descriptor(data)
+        return desc["version"] if desc else None
+    import mcuboot_image  # tools/mcuboot_image.py
+
+    if len(data) < 4 or int.from_bytes(data[:4], "little") != mcuboot_image.IMAGE_MAGIC:
+        return None
+    try:
+        major, minor, revision, build = mcuboot_image.parse(data).version
+    except mcuboot_image.ImageError:
+        return None
+    text = "%d.%d.%d" % (major, minor, revision)
+    return text + "+%d" % build if build else text
 
 
 class Fault:
