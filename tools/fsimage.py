@@ -264,7 +264,7 @@ def board_image(profile, config_path, puts=(), firmware=FIRMWARE):
             "ota.json: ca: %s is not in the image: add it with --put CA.der:%s (make: PUT=)"
             % (missing_ca, missing_ca)
         )
-    offset, size = boards.partition(profile, boards.VFS_LABEL)
+    offset, size = boards.partition(profile, boards.fs_label(profile))
     return offset, build(size, board_files(profile, config, parsed, firmware))
 
 
