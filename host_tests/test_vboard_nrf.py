@@ -464,3 +464,29 @@ def test_the_zephyr_stand_in_dies_half_way_through_the_kth_flash_operation(tmp_p
     assert _read(board, offset, 4096) == bytes(range(256)) * 16  # done before the cut
     second = _read(board, offset + 4096, 4096)
     assert second[:2048] == b"\x00" * 2048 and second[2048:] == b"\xff" * 2048
+
+
+POWER_MAIN = """\
+import json
+
+with open("log.txt", "a") as f:
+    f.write("boot\\n")
+with open("log.txt") as f:
+    print(json.dumps({"event": "log_lines", "n": len(f.read().split())}))
+"""
+
+
+def test_a_power_cut_in_a_storage_write_reboots_the_board_from_power_on(tmp_path):
+    board = _create(tmp_path, main=POWER_MAIN)
+    proc = _vboard("boot", board, "--timeout", 60, "--boots", 2,
+                   "--power-cut-after-writes", 1)  # fmt: skip
+    events = [e for e in _events(proc) if e["event"] != "log"]
+    assert proc.returncode == 3, proc.stderr
+    kinds = [(e["event"], e["boot"]) for e in events]
+    assert kinds[:2] == [("boot", 1), ("power_cut", 1)]
+    assert ("log_lines", 1) not in kinds  # the process died in its first flash write
+    boot2 = events[kinds.index(("boot", 2))]
+    assert boot2["reset_cause"] == "power_on" and boot2["version"] == "1.0.0"
+    assert kinds[-2:] == [("log_lines", 2), ("halt", 2)]
+    # LittleFS kept its last good state: at most the line of boot 2 is in the file
+    assert events[-2]["n"] == 1

@@ -34,6 +34,7 @@ _FLUSH = sys.implementation.name != "micropython"
 
 _flash = None
 _parts = []  # (label, offset, size) by id
+_power_cut = None  # espflash.power_cut while a power cut is armed
 
 
 class _Flash:
@@ -112,9 +113,7 @@ class _Flash:
             self._f.write(memoryview(data)[:half])
         if _FLUSH:
             self._f.flush()
-        from espflash import power_cut
-
-        power_cut()
+        _power_cut()
 
 
 def attach(path, partitions):
@@ -125,6 +124,10 @@ def attach(path, partitions):
     _flash = _Flash(path)
     cut = os.getenv("FOTA_POWER_CUT")
     if cut:
+        global _power_cut
+        # imported now: on the virtual board the host's files are unmounted once /flash is
+        from espflash import power_cut as _power_cut
+
         _flash.cut_after = int(cut)
     FlashArea.areas.clear()
     for i, (label, off, size) in enumerate(partitions):
