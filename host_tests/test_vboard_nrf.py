@@ -490,3 +490,20 @@ def test_a_power_cut_in_a_storage_write_reboots_the_board_from_power_on(tmp_path
     assert kinds[-2:] == [("log_lines", 2), ("halt", 2)]
     # LittleFS kept its last good state: at most the line of boot 2 is in the file
     assert events[-2]["n"] == 1
+
+
+def test_fsimage_builds_the_storage_partition_of_an_nrf_board(tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(CONFIG))
+    out = tmp_path / "fs.bin"
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "fsimage.py"), "--board", "nrf9160", "--config", str(cfg),
+         "-o", str(out)],
+        capture_output=True, text=True, timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "for the storage partition of nrf9160 (0x50000 bytes)" in proc.stdout
+    assert "flash it at 0xa0000" in proc.stdout and "esptool" not in proc.stdout
+    image = out.read_bytes()
+    assert len(image) == 0x50000
+    assert "/lib/fota/app/agent.mpy" in dict(fsimage.listing(image))
