@@ -220,7 +220,12 @@ def test_a_test_swap_runs_the_new_image_once_and_reverts_it_unconfirmed(tmp_path
     assert trailers["image-1"]["magic"] == "unset"
     # the old image now sits in image-1, whole
     offset, size = _slot(board, "image-1")
-    assert mcuboot_image.check(_read(board, offset, size)).version == (1, 0, 0, 0)
+    old = mcuboot_image.check(_read(board, offset, size))
+    assert old.version == (1, 0, 0, 0)
+    # swap_size: the larger image's bytes (the factory image here)
+    primary, _ = _slot(board, "image-0")
+    swap_size = int.from_bytes(_read(board, primary + size - 48, 4), "little")
+    assert swap_size == max(old.end, len(images["v2"])) == old.end
     # image_ok still unset at the next reset: revert, and the restored image is marked ok
     result = _mcuboot(board)
     assert result["events"] == [

@@ -109,12 +109,12 @@ def _field(align, value):
     return bytes([value]) + b"\xff" * (align - 1)
 
 
-def _write_trailer(slot, align, kind, image_ok):
+def _write_trailer(slot, align, kind, image_ok, swap_size):
     """The primary's trailer after a swap (swap_status_init(), then copy_done and image_ok)."""
     off = offsets(len(slot), align)
     size = len(slot)
     slot[off["swap_info"] : off["swap_info"] + align] = _field(align, kind)
-    slot[off["swap_size"] : off["swap_size"] + 4] = (size).to_bytes(4, "little")
+    slot[off["swap_size"] : off["swap_size"] + 4] = swap_size.to_bytes(4, "little")
     magic = mcuboot_image.trailer_magic(align)
     slot[size - len(magic) :] = magic
     slot[off["copy_done"] : off["copy_done"] + align] = _field(align, FLAG_SET)
@@ -219,8 +219,9 @@ def boot(flash_path, profile, key=None):
         _save(flash_path, data)
     if error is not None:
         raise Bricked("%s: %s" % (PRIMARY, error))
-    st_p = read_trailer(pri, layout.align)
-    unconfirmed = st_p["magic"] == "good" and st_p["image_ok"] != "set"
+    # unconfirmed: the next reset reverts it unless image_ok is set first
+    erased = {"magic": "unset", "image_ok": "unset"}
+    unconfirmed = swap_type(read_trailer(pri, layout.align), erased) == SWAP_REVERT
     return {
         "events": events,
         "version": version_text(image),
@@ -264,7 +265,7 @@ def _swap(layout, pri, sec, st_s, kind, key):
     _erase(sec, tail, len(sec))
     # swap_status_init() copies a set image_ok of the secondary; a revert or a permanent swap
     # then sets it (swap_set_image_ok()); a test swap leaves it unset
-    _write_trailer(pri, layout.align, kind, kind in (SWAP_PERM, SWAP_REVERT))
+    _write_trailer(pri, layout.align, kind, kind in (SWAP_PERM, SWAP_REVERT), copy)
     if kind == SWAP_REVERT:
         return True, {"event": "revert", "from": old_version, "to": new_version,
                       "reason": "unconfirmed"}  # fmt: skip
