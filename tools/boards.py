@@ -15,6 +15,22 @@ needs to know about the board. The device reads the same JSON as /board.json.
       "heap": "64k"                       # the MicroPython heap the app is given
     }
 
+An nRF-class board booted by MCUboot has its own shape: the devicetree's partition labels and
+the facts MCUboot's trailer and swap depend on.
+
+    {
+      "name": "nrf52840", "description": "...",
+      "chip": "nrf52840",                 # nrf52840, nrf9160
+      "slot": "mcuboot",                  # primary/secondary slots swapped by MCUboot
+      "flash_size": "0x100000",
+      "page": 4096,                       # flash erase page
+      "write_align": 8,                   # MCUboot's BOOT_MAX_ALIGN: each trailer field's size
+      "swap": "move",                     # MCUboot's upgrade mode: move or scratch
+      "partitions": [["mcuboot", "0x0", "0xc000"], ["image-0", ...], ["image-1", ...],
+                     ["storage", ...]],   # [label, offset, size]; "image-scratch" for scratch
+      "chunk": 4096, "heap": "96k"
+    }
+
 load(name_or_path) returns the validated dict or raises BoardError, whose message names the file
 and the key at fault.
 """
@@ -45,6 +61,25 @@ KEYS = (
     "heap",
 )
 VFS_LABEL = "vfs"
+# nRF-class boards booted by MCUboot (slot kind "mcuboot")
+MCUBOOT_CHIPS = ("nrf52840", "nrf9160")
+MCUBOOT_KEYS = (
+    "name",
+    "description",
+    "chip",
+    "slot",
+    "flash_size",
+    "page",
+    "write_align",
+    "swap",
+    "partitions",
+    "chunk",
+    "heap",
+)
+SWAP_MODES = ("move", "scratch")
+MCUBOOT_LABELS = ("mcuboot", "image-0", "image-1", "storage")
+SCRATCH_LABEL = "image-scratch"
+STORAGE_LABEL = "storage"  # MicroPython's zephyr port mounts it at /flash
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _SIZE = re.compile(r"^([0-9]+)([kKmM]?)$")
 
@@ -94,24 +129,25 @@ def _hex(where, key, value):
     return int(value, 16)
 
 
+def keys(profile):
+    """The keys a profile of this slot kind has, in their order."""
+    return MCUBOOT_KEYS if profile.get("slot") == "mcuboot" else KEYS
+
+
+def fs_label(profile):
+    """The label of the partition that holds the board's file system."""
+    return STORAGE_LABEL if profile["slot"] == "mcuboot" else VFS_LABEL
+
+
 def validate(profile, where="board.json"):
     """Check every key of a profile; raise BoardError naming the key at fault."""
     if not isinstance(profile, dict):
         raise BoardError("%s: a board profile is a JSON object" % where)
-    for key in profile:
-        if key not in KEYS:
-            raise BoardError("%s: unknown key %r (known: %s)" % (where, key, ", ".join(KEYS)))
-    for key in KEYS:
-        if key not in profile:
-            raise BoardError("%s: missing key %r" % (where, key))
-    for key in ("name", "description", "chip", "slot", "heap"):
-        if not isinstance(profile[key], str) or not profile[key]:
-            raise BoardError("%s: %r must be a non-empty string" % (where, key))
+    if profile.get("slot") == "mcuboot":
+        _validate_mcuboot(profile, where)
+        return
+    flash_size = _common(profile, where, KEYS, CHIP_IDS)
     chip = profile["chip"]
-    if chip not in CHIP_IDS:
-        raise BoardError(
-            "%s: 'chip': unknown chip %r (known: %s)" % (where, chip, ", ".join(CHIP_IDS))
-        )
     if profile["chip_id"] != CHIP_IDS[chip] or isinstance(profile["chip_id"], bool):
         raise BoardError(
             "%s: 'chip_id' of %s is %d, not %r" % (where, chip, CHIP_IDS[chip], profile["chip_id"])
@@ -119,7 +155,24 @@ def validate(profile, where="board.json"):
     if profile["slot"] not in SLOT_KINDS:
         raise BoardError(
             "%s: 'slot': unknown slot kind %r (known: %s)"
-            % (where, profile["slot"], ", ".join(SLOT_KINDS))
+            % (where, profile["slot"], ", ".join(SLOT_KINDS + ("mcuboot",)))
+        )
+    _validate_partitions(profile["partitions"], flash_size, where)
+
+
+def _common(profile, where, known, chips):
+    for key in profile:
+        if key not in known:
+            raise BoardError("%s: unknown key %r (known: %s)" % (where, key, ", ".join(known)))
+    for key in known:
+        if key not in profile:
+            raise BoardError("%s: missing key %r" % (where, key))
+    for key in ("name", "description", "chip", "slot", "heap"):
+        if not isinstance(profile[key], str) or not profile[key]:
+            raise BoardError("%s: %r must be a non-empty string" % (where, key))
+    if profile["chip"] not in chips:
+        raise BoardError(
+            "%s: 'chip': unknown chip %r (known: %s)" % (where, profile["chip"], ", ".join(chips))
         )
     chunk = profile["chunk"]
     if isinstance(chunk, bool) or not isinstance(chunk, int) or not 256 <= chunk <= 65536:
@@ -135,7 +188,64 @@ def validate(profile, where="board.json"):
     flash_size = _hex(where, "'flash_size'", profile["flash_size"])
     if flash_size < 0x100000 or flash_size & (flash_size - 1):
         raise BoardError("%s: 'flash_size' must be a power of two of 1 MiB or more" % where)
-    _validate_partitions(profile["partitions"], flash_size, where)
+    return flash_size
+
+
+def _validate_mcuboot(profile, where):
+    flash_size = _common(profile, where, MCUBOOT_KEYS, MCUBOOT_CHIPS)
+    if profile["page"] != SECTOR or isinstance(profile["page"], bool):
+        raise BoardError(
+            "%s: 'page' must be 4096 (the nRF flash page), not %r" % (where, profile["page"])
+        )
+    if profile["write_align"] not in (8, 16, 32) or isinstance(profile["write_align"], bool):
+        raise BoardError(
+            "%s: 'write_align' (BOOT_MAX_ALIGN) must be 8, 16 or 32, not %r"
+            % (where, profile["write_align"])
+        )
+    if profile["swap"] not in SWAP_MODES:
+        raise BoardError(
+            "%s: 'swap' must be one of %s, not %r" % (where, ", ".join(SWAP_MODES), profile["swap"])
+        )
+    rows = profile["partitions"]
+    if not isinstance(rows, list) or not rows:
+        raise BoardError("%s: 'partitions' must be a list of rows" % where)
+    spans = {}
+    for i, row in enumerate(rows):
+        key = "'partitions'[%d]" % i
+        if not isinstance(row, list) or len(row) != 3 or not all(isinstance(c, str) for c in row):
+            raise BoardError("%s: %s must be [label, offset, size] strings" % (where, key))
+        label = row[0]
+        key = "'partitions'[%d] (%s)" % (i, label)
+        if label not in MCUBOOT_LABELS + (SCRATCH_LABEL,) or label in spans:
+            raise BoardError(
+                "%s: %s: labels are %s (each once)"
+                % (where, key, ", ".join(MCUBOOT_LABELS + (SCRATCH_LABEL,)))
+            )
+        offset = _hex(where, key + " offset", row[1])
+        length = _hex(where, key + " size", row[2])
+        if offset % SECTOR or length % SECTOR or length == 0:
+            raise BoardError("%s: %s: offset and size must be multiples of 0x1000" % (where, key))
+        if offset + length > flash_size:
+            raise BoardError(
+                "%s: %s: 0x%x..0x%x is past flash_size" % (where, key, offset, offset + length)
+            )
+        for other, (start, end) in spans.items():
+            if offset < end and start < offset + length:
+                raise BoardError("%s: %s overlaps %s" % (where, key, other))
+        spans[label] = (offset, offset + length)
+    for label in MCUBOOT_LABELS:
+        if label not in spans:
+            raise BoardError("%s: 'partitions' needs a %r partition" % (where, label))
+    if spans["mcuboot"][0] != 0:
+        raise BoardError("%s: 'partitions' (mcuboot): MCUboot starts the flash, at 0x0" % where)
+    sizes = [end - start for start, end in (spans["image-0"], spans["image-1"])]
+    if sizes[0] != sizes[1]:
+        raise BoardError("%s: 'partitions': image-0 and image-1 must be the same size" % where)
+    if (profile["swap"] == "scratch") != (SCRATCH_LABEL in spans):
+        raise BoardError(
+            "%s: 'partitions': an %r partition goes with swap scratch, and only with it"
+            % (where, SCRATCH_LABEL)
+        )
 
 
 def _validate_partitions(rows, flash_size, where):
@@ -197,7 +307,7 @@ def partition(profile, label):
     """(offset, size) of the partition `label`; KeyError when there is none."""
     for row in profile["partitions"]:
         if row[0] == label:
-            return int(row[3], 16), int(row[4], 16)
+            return int(row[-2], 16), int(row[-1], 16)
     raise KeyError(label)
 
 
@@ -208,7 +318,7 @@ def heap_bytes(profile):
 def dumps(profile):
     """The profile as the board's /board.json: one partition row per line, like the sources."""
     items = []
-    for key in KEYS:
+    for key in keys(profile):
         if key == "partitions":
             rows = ",\n".join("    " + json.dumps(r) for r in profile[key])
             items.append('  "partitions": [\n%s\n  ]' % rows)

@@ -264,7 +264,7 @@ def board_image(profile, config_path, puts=(), firmware=FIRMWARE):
             "ota.json: ca: %s is not in the image: add it with --put CA.der:%s (make: PUT=)"
             % (missing_ca, missing_ca)
         )
-    offset, size = boards.partition(profile, boards.VFS_LABEL)
+    offset, size = boards.partition(profile, boards.fs_label(profile))
     return offset, build(size, board_files(profile, config, parsed, firmware))
 
 
@@ -290,9 +290,12 @@ def main(argv=None):
     tmp.replace(out)
     used = sum(size for _, size in listing(image))
     print(
-        "%s: %d files, %d bytes, for the vfs partition of %s (0x%x bytes)"
-        % (out, len(listing(image)), used, profile["name"], len(image))
+        "%s: %d files, %d bytes, for the %s partition of %s (0x%x bytes)"
+        % (out, len(listing(image)), used, boards.fs_label(profile), profile["name"], len(image))
     )
+    if profile["slot"] == "mcuboot":  # an nRF board: storage, mounted at /flash
+        print("flash it at 0x%x (the storage partition), e.g. with nrfjprog or west" % offset)
+        return 0
     esptool = Path(sys.executable).with_name("esptool")
     print(
         "flash it: %s --chip %s write-flash 0x%x %s"

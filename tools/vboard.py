@@ -1,8 +1,9 @@
-"""The virtual board: the real firmware on the MicroPython unix port, over ESP-IDF's flash formats.
+"""The virtual board: the real firmware on the MicroPython unix port, over ESP-IDF's flash formats
+(or, for --board nrf52840 and nrf9160, MCUboot's: tools/vboard_nrf.py).
 
 usage:
   vboard.py create DIR --board esp32 --version 1.0.0 --config CFG.json [--put SRC:DST ...]
-                       [--image APP.bin] [--force]
+                       [--image APP.bin] [--force] [--key KEY.pem (MCUboot boards)]
   vboard.py boot DIR [--boots N] [--heap 64k] [--timeout S] [--runtime i386|x64]
                      [--power-cut-after-writes K [--power-cut-boot B]] [--repl PORT]
                      [--ready-event]
@@ -44,6 +45,18 @@ half-way and the process is killed; the board then boots again from power-on.
 --repl PORT and `repl` serve the board's console to mpremote (tools/vboard_repl.py): on
 socket://127.0.0.1:PORT, or on a pty that `mpremote connect /dev/pts/N repl` drives like a USB
 cable; machine.reset() boots the board again with the client still connected.
+
+An nRF board (a profile with "slot": "mcuboot") keeps the chip's internal flash in MCUboot's
+layout: an MCUboot image of VERSION in image-0, image-1 empty, the agent in the LittleFS
+`storage` partition, which the firmware sees at /flash. At every boot an emulated MCUboot
+(tools/vboard_mcuboot.py) reads both slots' trailers, swaps, reverts or refuses as MCUboot does,
+and emits, before the boot event (whose "slot" is always image-0 and "state" "confirmed" or
+"unconfirmed"):
+  {"event": "swap", "boot": n, "type": "test" | "permanent", "from": V0, "to": V1}
+  {"event": "revert", "boot": n, "from": V1, "to": V0, "reason": "unconfirmed"}
+  {"event": "swap_failed", "boot": n, "type", "version", "reason"}   (image-1 not swapped in)
+`inspect` shows both slots' versions, hash verdicts and trailers; --key makes the factory image
+signed and the board's MCUboot refuse images without a good signature of that key.
 """
 
 import signal
@@ -53,8 +66,10 @@ import cli
 import runtimes
 import vboard_board
 import vboard_boot
+import vboard_nrf
 from vboard_board import BoardBroken
 from vboard_boot import DEFAULT_BOOTS, DEFAULT_RUNTIME, DEFAULT_TIMEOUT_S, Emitter
+from vboard_nrf import by_board
 
 REPL_BOOTS = 1000
 
@@ -76,6 +91,9 @@ def _parser():
     )
     p.add_argument("--image", metavar="APP.bin", help="flash this app image into ota_0")
     p.add_argument("--force", action="store_true", help="replace a board already in DIR")
+    p.add_argument(
+        "--key", metavar="KEY.pem", help="MCUboot boards: sign with KEY, check signatures at boot"
+    )
     p = sub.add_parser("boot", help="run the board until idle, N boots or the timeout")
     p.add_argument("dir", metavar="DIR")
     p.add_argument(
@@ -153,10 +171,10 @@ def _parser():
 
 
 COMMANDS = {
-    "create": vboard_board.cmd_create,
-    "boot": vboard_boot.cmd_boot,
-    "repl": vboard_boot.cmd_boot,  # with args.repl == "pty"
-    "inspect": vboard_board.cmd_inspect,
+    "create": by_board(vboard_board.cmd_create, vboard_nrf.cmd_create),
+    "boot": by_board(vboard_boot.cmd_boot, vboard_nrf.cmd_boot),
+    "repl": by_board(vboard_boot.cmd_boot, vboard_nrf.cmd_boot),  # with args.repl == "pty"
+    "inspect": by_board(vboard_board.cmd_inspect, vboard_nrf.cmd_inspect),
     "write-flash": vboard_board.cmd_write_flash,
 }
 

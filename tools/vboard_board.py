@@ -54,7 +54,7 @@ class Board:
         except boards.BoardError as exc:
             raise BoardBroken(str(exc)) from None
         self.chip = self.profile["chip"]
-        self.chip_id = espidf.CHIP_IDS[self.chip]
+        self.chip_id = espidf.CHIP_IDS.get(self.chip)  # None: not an ESP32 (vboard_nrf.py)
         size = int(self.profile["flash_size"], 16)
         if self.flash_path.stat().st_size != size:
             raise BoardBroken("%s is not %d bytes (flash_size)" % (self.flash_path, size))

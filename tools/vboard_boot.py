@@ -76,10 +76,11 @@ class Emitter:
             pass
 
 
-def build_runtime(folder, runtime=DEFAULT_RUNTIME):
-    """Compile the runner and the device shims to .mpy in `folder` (copies when no mpy-cross)."""
+def build_runtime(folder, runtime=DEFAULT_RUNTIME, modules=RUNTIME_MODULES, frozen=True):
+    """Compile the runner and the device shims to .mpy in `folder` (copies when no mpy-cross);
+    frozen: add the ssl a board's firmware freezes where the runtime lacks it."""
     tool = fsimage.mpy_cross()
-    sources = RUNTIME_MODULES + ((FROZEN,) if runtimes.shim_path(runtime) else ())
+    sources = modules + ((FROZEN,) if frozen and runtimes.shim_path(runtime) else ())
     for src in sources:
         if tool:
             try:
@@ -98,7 +99,14 @@ def _pump(stream, kind, q):
 
 
 class BootRun:
-    """One `boot` invocation: bootloader, firmware process, events, until a stop condition."""
+    """One `boot` invocation: bootloader, firmware process, events, until a stop condition.
+
+    A board of another kind (tools/vboard_nrf.py) overrides bootloader(), board_env() and these:
+    """
+
+    runner = RUNNER.stem  # the module the firmware process runs
+    modules = RUNTIME_MODULES  # compiled into the runtime folder
+    frozen = True  # the runtime gets the ssl a board's firmware freezes
 
     def __init__(self, board, args, emit):
         self.board = board
@@ -117,7 +125,7 @@ class BootRun:
 
     def run(self):
         with tempfile.TemporaryDirectory(prefix="vboard-rt-") as rt:
-            build_runtime(rt, self.args.runtime)
+            build_runtime(rt, self.args.runtime, self.modules, self.frozen)
             self.runtime = rt
             cause = PWRON_RESET
             for n in range(1, self.args.boots + 1):
@@ -172,13 +180,8 @@ class BootRun:
         args = self.args
         env = dict(os.environ)
         env.pop("FOTA_POWER_CUT", None)
-        env.update(
-            FOTA_FLASH=str(self.board.flash_path.resolve()),
-            FOTA_CHIP=self.board.chip,
-            FOTA_RUNNING=slot,
-            FOTA_RESET_CAUSE=str(cause),
-            MICROPYPATH=".frozen:" + self.runtime,
-        )
+        env.update(self.board_env(slot))
+        env.update(FOTA_RESET_CAUSE=str(cause), MICROPYPATH=".frozen:" + self.runtime)
         if self.power_cut(n):
             env["FOTA_POWER_CUT"] = str(args.power_cut_after_writes)
         heap = self.budget + EMULATION_HEAP
@@ -186,7 +189,7 @@ class BootRun:
             cmd = runtimes.command(args.runtime)
         except runtimes.RuntimeMissing as exc:
             raise BoardBroken(str(exc)) from None
-        cmd += ["-X", "heapsize=%d" % heap, "-m", "vboard_runner"]
+        cmd += ["-X", "heapsize=%d" % heap, "-m", self.runner]
         cmd += [str(self.budget)] + (["repl"] if repl else [])
         return subprocess.Popen(
             cmd,
@@ -197,6 +200,14 @@ class BootRun:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+
+    def board_env(self, slot):
+        """What the device stand-ins read: the flash file, the chip, the running slot."""
+        return {
+            "FOTA_FLASH": str(self.board.flash_path.resolve()),
+            "FOTA_CHIP": self.board.chip,
+            "FOTA_RUNNING": slot,
+        }
 
     def power_cut(self, n):
         """Does the power cut hit boot n?"""
@@ -323,8 +334,8 @@ class BootRun:
             self.emit({"event": "log", "boot": n, "stream": "stderr", "line": line})
 
 
-def cmd_boot(args):
-    board = Board(args.dir)
+def cmd_boot(args, board_class=Board, run_class=BootRun):
+    board = board_class(args.dir)
     if args.boots < 1:
         raise VBoardError("--boots must be 1 or more")
     if args.timeout is not None and args.timeout <= 0:
@@ -349,4 +360,4 @@ def cmd_boot(args):
         import vboard_repl
 
         return vboard_repl.serve(board, args, Emitter())
-    return BootRun(board, args, Emitter()).run()
+    return run_class(board, args, Emitter()).run()
