@@ -159,6 +159,14 @@ def mcu_hook(fn):
     fota.mcu_hook = fn
 
 
+def transport(fn):
+    """Register fn(host, port, tls) -> a connected stream for the HTTP client instead of a
+    socket (a modem that offloads sockets and TLS): see fota.transport.http."""
+    import fota
+
+    fota.connect = fn
+
+
 on_event = events.subscribe  # on_event(fn): fn(kind, info) for every event, info a plain dict
 
 
