@@ -164,7 +164,9 @@ class McubootSlot:
     # -- the engine's interface
 
     def begin(self, size):
-        """Check that an image of `size` bytes fits beside MCUboot's trailer; erases nothing."""
+        """Check that an image of `size` bytes fits beside MCUboot's trailer. A swap request
+        still in the slot (activated, but the board was not reset) is erased first: MCUboot
+        must not try to swap in a half-written image after a power cut."""
         if size > self.capacity:
             raise errors.OTAError(
                 errors.NO_SPACE,
@@ -172,6 +174,8 @@ class McubootSlot:
                 % (size, self.label, self.capacity),
             )
         self.size = size
+        if self.state()[0]:
+            self._erase(self.end // _BLOCK - 1)
 
     def write(self, block, buf):
         """Erase, then write whole blocks from `block` on; len(buf) is a multiple of 4096.
@@ -205,6 +209,14 @@ class McubootSlot:
         if rc:
             raise _flash("reading %s at %d" % (self.label, pos), rc)
         return buf
+
+    def _erase(self, page):
+        try:
+            rc = self.dev.ioctl(6, page)
+        except OSError as exc:
+            rc = exc
+        if rc:
+            raise _flash("erasing the trailer of " + self.label, rc)
 
     def mark(self, pos, value):
         """Write one trailer field at pos: value, padded with 0xFF to write_align; read back."""
@@ -311,12 +323,7 @@ class McubootSlot:
             )
         page = max((self.size + _BLOCK - 1) // _BLOCK, start // _BLOCK)
         while page < self.end // _BLOCK:
-            try:
-                rc = self.dev.ioctl(6, page)
-            except OSError as exc:
-                rc = exc
-            if rc:
-                raise _flash("erasing the trailer of " + self.label, rc)
+            self._erase(page)
             page += 1
         if self._get(self.info, bytearray(self.end - self.info)) != b"\xff" * (
             self.end - self.info
