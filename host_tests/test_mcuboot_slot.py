@@ -221,6 +221,23 @@ def test_an_old_trailer_is_erased_before_the_new_request():
         rig.flash.put(b"\x01" * 64, SLOT - 64)  # what a finished swap may leave
         rig.run()
         assert trailer(rig.flash.mem)["swap_info"] == "0x02"
+        assert rig.flash.erases[-1] == 1
+    finally:
+        rig.close()
+
+
+def test_a_pending_request_goes_before_the_first_write_of_another_image():
+    # activated, but never reset: MCUboot must not swap in the next, half-written image
+    rig = Rig(permanent=True)
+    try:
+        rig.run()
+        assert trailer(rig.flash.mem)["swap_info"] == "0x03"
+        rig.flash.cut_after = 2  # the next download dies after two blocks
+        other = Rig(data=image("signed"))
+        rig.client, rig.offer = other.client, other.offer
+        other.close()
+        raises(PowerCut, rig.run)
+        assert trailer(rig.flash.mem) is None
     finally:
         rig.close()
 
@@ -474,7 +491,7 @@ def test_the_profile_picks_the_board_module_and_the_check_loads_only_that_one():
         root = _root(profile)
         try:
             cfg = boot.run(None, root)
-            assert cfg["board"] == module and cfg["root"] == root + "/"
+            assert cfg["board"] == module and cfg["root"] == root + "/" and "slot" not in cfg
             if profile is mcu:
                 assert cfg["swap"] == "scratch" and cfg["write_align"] == 8
             agent.release()

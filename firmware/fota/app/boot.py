@@ -37,10 +37,10 @@ def home(root=None):
 
 
 def board(prof):
-    """The Board of the adapter a profile (or a checked config) names in "slot"; the module's
-    name is kept in it as "board"."""
-    name = prof["board"] = "fota.slots." + (
-        "mcuboot" if prof.get("slot") == "mcuboot" else "esp32slot"
+    """The Board of the adapter that a profile's "slot" names (an ESP32's when it names none),
+    made from prof; the module's name replaces "slot" in prof, as "board"."""
+    name = prof["board"] = (
+        "fota.slots.mcuboot" if prof.pop("slot", None) == "mcuboot" else "fota.slots.esp32slot"
     )
     return __import__(name, None, None, ("Board",)).Board(prof)
 
@@ -55,8 +55,8 @@ def run(path=None, root=None):
     cfg = config.load(path or root + "ota.json")
     prof = profile(root + "board.json")
     for key in ("chip", "slot", "swap", "write_align", "chunk"):
-        if key in prof and not cfg.get(key):
-            cfg[key] = prof[key]
+        if key in prof:
+            cfg.setdefault(key, prof[key])
     cfg.setdefault("chunk", 4096)
     cfg["root"] = root
     made = board(cfg)  # an adapter refuses settings its board cannot have
