@@ -18,7 +18,7 @@ def attach(client, host, port, tls):
     import fota
 
     try:
-        sock = fota.connect(host, port, tls)
+        sock = fota.connect(host, port, tls)  # pyright: ignore[reportOptionalCall]
     except OSError as exc:
         raise client._fail(exc, "connect to %s:%d" % (host, port)) from None
     client.connects += 1
