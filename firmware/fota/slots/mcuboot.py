@@ -24,12 +24,10 @@
 #   scratch: room = min(primary, secondary) - trailer - pad, where pad makes room in the
 #            trailer's first sector for the scratch area's own trailer (3 * A + 4 * A + magic).
 #
-# What the agent checks on the device before it asks for the swap (validate()): the header
-# (magic 0x96f3b83d, ih_hdr_size, ih_img_size), the protected (0x6908) and unprotected (0x6907)
-# TLV areas, the SHA-256 TLV (0x10) over header, payload and protected TLVs, and that the image
-# is exactly the downloaded length. Signatures are left to MCUboot, which checks them before it
-# swaps (the agent carries no ECDSA): an image signed with another key stays where it is, and
-# the board keeps running its current image.
+# The image check and the swap request are in fota.slots.mcubootcheck, loaded only when they
+# run. It checks what the agent can on the device (header, TLV areas, SHA-256, length);
+# signatures are left to MCUboot, which checks them before it swaps (the agent carries no ECDSA):
+# an image signed with another key stays where it is, and the board keeps its current image.
 
 import struct
 
@@ -38,9 +36,6 @@ from micropython import const
 from fota.core import errors
 
 _BLOCK = const(4096)
-_HEADER = const(32)
-_TEST = const(2)  # BOOT_SWAP_TYPE_TEST: run once, swapped back unless confirmed
-_PERM = const(3)  # BOOT_SWAP_TYPE_PERM
 _ERASED = const(0xFF)
 # boot_img_magic when BOOT_MAX_ALIGN is 8; for 16 and 32 a u16 of the alignment, then _TAIL
 _MAGIC = const(b"\x77\xc2\x95\xf3\x60\xd2\xef\x7f\x35\x52\x50\x0f\x2c\xb6\x79\x80")
@@ -49,10 +44,6 @@ _TAIL = const(b"\x2d\xe1\x5d\x29\x41\x0b\x8d\x77\x67\x9c\x11\x0f\x1f\x8a")
 
 def _flash(what, rc):
     return errors.OTAError(errors.FLASH, "%s failed: %s" % (what, rc))
-
-
-def _bad(text):
-    return errors.OTAError(errors.VERIFY, text)
 
 
 class Board:
@@ -93,7 +84,9 @@ class Board:
 
     def running_version(self):
         """The version in the primary slot's image header (ih_ver)."""
-        return self._open("image-0").head(bytearray(_HEADER))[1]
+        from fota.slots.mcubootcheck import head
+
+        return head(self._open("image-0"), bytearray(32))[1]
 
     def confirm(self):
         """Set image_ok in the primary slot's trailer, as boot_set_confirmed() does: only when
@@ -102,7 +95,9 @@ class Board:
         slot = self._open("image-0")
         good, ok = slot.state()
         if good and ok == _ERASED:
-            slot.mark(slot.ok, 1)
+            from fota.slots.mcubootcheck import mark
+
+            mark(slot, slot.ok, 1)
 
     def rollback(self):
         """Boot the secondary slot's image at the next reset, for good -> its version.
@@ -218,22 +213,6 @@ class McubootSlot:
         if rc:
             raise _flash("erasing the trailer of " + self.label, rc)
 
-    def mark(self, pos, value):
-        """Write one trailer field at pos: value, padded with 0xFF to write_align; read back."""
-        buf = bytearray(b"\xff" * self.align)
-        buf[0] = value
-        self._put(pos, buf)
-
-    def _put(self, pos, buf):
-        try:
-            rc = self.dev.writeblocks(pos // _BLOCK, buf, pos % _BLOCK)
-        except OSError as exc:
-            rc = exc
-        if rc:
-            raise _flash("writing the trailer of " + self.label, rc)
-        if self._get(pos, bytearray(len(buf))) != buf:
-            raise errors.OTAError(errors.FLASH, "the trailer of %s reads back wrong" % self.label)
-
     def state(self):
         """-> (the trailer's magic is MCUboot's, its image_ok byte)."""
         buf = self._get(self.ok, bytearray(self.end - self.ok))
@@ -251,96 +230,19 @@ class McubootSlot:
         block of a download."""
         return size - _BLOCK
 
-    # -- the image
-
-    def head(self, buf):
-        """-> (the header's fields, the version text), from the 32 bytes at the slot's start."""
-        f = struct.unpack_from("<IIHHIIBBHI", self._get(0, buf))
-        if f[0] != 0x96F3B83D:
-            raise _bad("%s: header magic is 0x%08x, not 0x96f3b83d" % (self.label, f[0]))
-        version = "%d.%d.%d" % f[6:9]
-        if f[9]:
-            version += "+%d" % f[9]
-        return f, version
+    # -- the image, checked and requested by fota.slots.mcubootcheck (loaded only then, after
+    #    the download's code has left the heap)
 
     def validate(self, size, scratch, sha=True, prefix=None):
         """Check the MCUboot image in the slot against the `size` bytes downloaded (None: take
-        its own length); -> its version. Always hashes it: MCUboot would find a bad hash only
-        after the reset. prefix: (SHA-256 object, n) of the first n bytes, hashed while they
-        streamed. Raises OTAError: verify naming the field, flash."""
-        mv = memoryview(scratch)[:_BLOCK]
-        f, version = self.head(mv[:_HEADER])
-        hdr, prot, end = f[2], f[3], f[2] + f[4]
-        limit = self.end if size is None else size
-        if hdr < _HEADER or end + 4 > limit:
-            raise _bad("ih_hdr_size %d + ih_img_size %d run past the %d bytes" % (hdr, f[4], limit))
-        if prot:
-            kind, total = struct.unpack("<HH", self._get(end, mv[:4]))
-            if kind != 0x6908 or total != prot:
-                raise _bad(
-                    "protected TLV info: magic 0x%04x, %d bytes (ih_protect_tlv_size %d)"
-                    % (kind, total, prot)
-                )
-            end += prot
-        kind, total = struct.unpack("<HH", self._get(end, mv[:4]))
-        if kind != 0x6907 or total < 4:
-            raise _bad("TLV info magic at %d is 0x%04x, not 0x6907" % (end, kind))
-        if size is not None and end + total != size:
-            raise _bad("the image is %d bytes long, the download %d" % (end + total, size))
-        stated = None
-        pos = end + 4
-        while pos + 4 <= end + total:
-            kind, n = struct.unpack("<HH", self._get(pos, mv[:4]))
-            if kind == 0x10 and n == 32 and pos + 36 <= end + total:
-                stated = bytes(self._get(pos + 4, mv[:32]))
-            pos += 4 + n
-        if stated is None or pos != end + total:
-            raise _bad("no SHA-256 TLV (0x10) in the TLV area at %d" % end)
-        if prefix is not None and prefix[1] <= end:
-            h, pos = prefix
-        else:
-            h, pos = _sha256(), 0
-        while pos < end:
-            n = min(_BLOCK - pos % _BLOCK, end - pos)
-            h.update(self._get(pos, mv[:n]))
-            pos += n
-        if h.digest() != stated:
-            raise _bad("the SHA-256 TLV does not match bytes 0..%d of %s" % (end, self.label))
-        self.size = end + total
-        return version
+        its own length); -> its version. Always hashes it (sha is ignored): MCUboot would find
+        a bad hash only after the reset. Raises OTAError: verify naming the field, flash."""
+        from fota.slots import mcubootcheck
+
+        return mcubootcheck.validate(self, size, scratch, prefix)
 
     def activate(self, permanent=None):
-        """Request the swap: the secondary slot's trailer written as boot_set_pending() does
-        (magic, then image_ok for a permanent request, then swap_info), each field padded with
-        0xFF to write_align. The pages of the trailer that the image did not fill are erased
-        first (an old trailer may be there); the whole trailer is read back."""
-        if permanent is None:
-            permanent = self.permanent
-        start = self.end - self.trailer
-        if self.size > start:
-            raise errors.OTAError(
-                errors.NO_SPACE, "the image overlaps the trailer in " + self.label
-            )
-        page = max((self.size + _BLOCK - 1) // _BLOCK, start // _BLOCK)
-        while page < self.end // _BLOCK:
-            self._erase(page)
-            page += 1
-        if self._get(self.info, bytearray(self.end - self.info)) != b"\xff" * (
-            self.end - self.info
-        ):
-            raise errors.OTAError(errors.FLASH, "the trailer of %s is not erased" % self.label)
-        self._put(self.magic, self._magic())
-        if permanent:
-            self.mark(self.ok, 1)
-        self.mark(self.info, _PERM if permanent else _TEST)  # image 0 in the high nibble
+        """Request the swap (test, or permanent as configured)."""
+        from fota.slots import mcubootcheck
 
-
-def _sha256():
-    try:
-        import hashlib
-
-        return hashlib.sha256()
-    except (ImportError, AttributeError):  # a port without hashlib (or its sha256)
-        from fota.core.sha256 import sha256
-
-        return sha256()
+        mcubootcheck.activate(self, self.permanent if permanent is None else permanent)
