@@ -541,3 +541,22 @@ def test_mcuboot_permanent_is_a_checked_option():
     cfg["mcuboot_permanent"] = "yes"
     fails(errors.CONFIG, config.validate, cfg)
     assert Board({"mcuboot_permanent": True}).permanent is True
+
+
+def test_the_repl_api_works_through_the_mcuboot_board():
+    from fota import ota
+
+    secondary = Flash()
+    secondary.put(image("old"))
+    zephyr(_swapped(image("new")), secondary)
+    root = _root({"slot": "mcuboot", "swap": "move", "write_align": 8})
+    try:
+        info = ota.status(root)
+        assert info["running"] == "image-0" and info["version"] == "2.1.0+3"
+        assert info["next_boot"] == "image-0"
+        assert ota.rollback(root) == "1.0.0"
+        assert ota.status(root)["next_boot"] == "image-1"
+        assert ota.status(root)["pending"]["target"] == "1.0.0"
+    finally:
+        sys.modules.pop("zephyr", None)
+        rmtree(root)
