@@ -66,7 +66,7 @@ def _settle(root):
     from fota.core.store import Store
     from fota.core.update import Updater
 
-    board = ota._board(root)
+    board = ota._board(root)[0]
     updater = Updater(None, None, Store(root + "fota.state"))
     return updater.after_boot(board.running_version(), board.confirm)
 

@@ -7,10 +7,11 @@
 # modules. Nothing touches hardware at import time. The layers' folders have no __init__.py:
 # each one would cost heap on a board for nothing.
 #
-# mcu_hook and health: the application's hook for an attached MCU's image and its health check
-# (fota.app.agent.mcu_hook, health_check), kept here because this package stays loaded between
-# the agent's phases.
+# mcu_hook, health and connect: the application's hook for an attached MCU's image, its health
+# check and its network transport (fota.app.agent.mcu_hook, health_check, transport), kept here
+# because this package stays loaded between the agent's phases.
 
 __version__ = "0.1.0"
 mcu_hook = None
 health = None
+connect = None

@@ -14,7 +14,7 @@ from fota.app import events
 from fota.core import errors
 
 
-def _cycle(path="/ota.json", root="/"):
+def _cycle(path=None, root=None):
     import time
 
     from fota.app import boot
@@ -23,11 +23,12 @@ def _cycle(path="/ota.json", root="/"):
     return Cycle(boot.run(path, root), time)
 
 
-def _board(root="/"):
-    from fota.app.boot import profile
-    from fota.slots.esp32slot import Board
+def _board(root):
+    # -> the board adapter the profile names, and the agent's root folder
+    from fota.app import boot
 
-    return Board(profile(root + "board.json"))
+    root = boot.home(root)
+    return boot.board(boot.profile(root + "board.json")), root
 
 
 def _guard(fn):
@@ -66,17 +67,15 @@ def _settings(path, root):
 
 
 @_guard
-def status(root="/"):
-    import esp32
-
+def status(root=None):
     from fota.core.store import Store
 
-    board = _board(root)
+    board, root = _board(root)
     state = Store(root + "fota.state").load()
     info = {
         "running": board.running_label(),
         "version": board.running_version(),
-        "next_boot": esp32.Partition(esp32.Partition.BOOT).info()[4],
+        "next_boot": board.next_boot(),
         "pending": state.get("pending"),
         "owed": state.get("outcome"),
         "given_up": state.get("skip"),
@@ -86,7 +85,7 @@ def status(root="/"):
 
 
 @_guard
-def check(path="/ota.json", root="/"):
+def check(path=None, root=None):
     cycle = _cycle(path, root)
     try:
         offer = cycle.cloud.check(cycle.cfg["version"])
@@ -103,7 +102,7 @@ def check(path="/ota.json", root="/"):
 
 @_guard
 def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_http=None,
-           chunk=4096, root="/", path="/ota.json"):  # fmt: skip
+           chunk=4096, root=None, path=None):  # fmt: skip
     """Download url into the other slot, verify it (md5 and/or sha256 required) and make it the
     boot slot. Reset to run it; the next boot confirms it like a cloud update. -> the version.
 
@@ -115,6 +114,7 @@ def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_h
     _arg("chunk", chunk, int, True)
     if not md5 and not sha256:
         raise errors.OTAError(errors.CONFIG, "give md5= or sha256= to verify the image with")
+    board, root = _board(root)
     known_http, known_ca, window = _settings(path, root)
     if allow_http is None:
         allow_http = known_http
@@ -127,7 +127,6 @@ def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_h
     from fota.core.update import Updater
     from fota.transport.http import Client
 
-    board = _board(root)
     cafile = None
     if ca:
         try:
@@ -154,30 +153,26 @@ def update(url, md5=None, sha256=None, size=None, version=None, ca=None, allow_h
 
 
 @_guard
-def confirm(root="/"):
-    _board(root).confirm()
-    events.emit("confirmed", {"version": _board(root).running_version()})
+def confirm(root=None):
+    board = _board(root)[0]
+    board.confirm()
+    events.emit("confirmed", {"version": board.running_version()})
     return True
 
 
 @_guard
-def rollback(root="/"):
+def rollback(root=None):
     """Boot the other slot's image at the next reset, for good: like an update, the agent
     confirms it at that boot (after its health check); without the agent, ota.confirm() after
     the reset keeps it. -> the version that will run."""
-    import esp32
-
     from fota.core.store import Store
-    from fota.slots.esp32image import app_version
 
-    board = _board(root)
+    board, root = _board(root)
     running = board.running_version()
-    other = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
-    target = app_version(other, bytearray(4096))
-    board.rollback()
+    target = board.rollback()
     # the boot into it settles this as an update in flight: the image is confirmed there
     pending = {"job": None, "target": target, "from": running, "key": "rollback", "activated": True}
     Store(root + "fota.state").update(pending=pending)
-    events.emit("rollback", {"next_boot": other.info()[4], "version": target,
+    events.emit("rollback", {"next_boot": board.next_boot(), "version": target,
                              "hint": "machine.reset() to boot it"})  # fmt: skip
     return target

@@ -121,7 +121,7 @@ def loop(cfg, clock, step=guarded):
             delay -= n
 
 
-async def task(path="/ota.json", root="/", step=guarded):
+async def task(path=None, root=None, step=guarded):
     """The agent as an asyncio task beside the application's own:
     asyncio.create_task(agent.task()). Each turn (settlement, check, one window of a download)
     runs between two of the application's awaits; the waits between turns are asyncio sleeps."""
@@ -138,9 +138,10 @@ async def task(path="/ota.json", root="/", step=guarded):
                 break
 
 
-def start(path="/ota.json", root="/", step=guarded):
-    """Check /ota.json and /board.json once: -> the config for poll(), or None after an error
-    event (the agent cannot run with that config)."""
+def start(path=None, root=None, step=guarded):
+    """Check ota.json and board.json once: -> the config for poll(), or None after an error
+    event (the agent cannot run with that config). root: the folder of the agent's files, by
+    default the current one ("/" on an ESP32, /flash/ on Zephyr); path: root + "ota.json"."""
     cfg = step("start", "fota.app.boot", "run", path, root)
     if not isinstance(cfg, dict):
         return None
@@ -166,10 +167,18 @@ def mcu_hook(fn):
     fota.mcu_hook = fn
 
 
+def transport(fn):
+    """Register fn(host, port, tls) -> a connected stream for the HTTP client instead of a
+    socket (a modem that offloads sockets and TLS): see fota.transport.http."""
+    import fota
+
+    fota.connect = fn
+
+
 on_event = events.subscribe  # on_event(fn): fn(kind, info) for every event, info a plain dict
 
 
-def main(path="/ota.json", root="/", clock=None):
+def main(path=None, root=None, clock=None):
     """The blocking entry point: start, then settle and poll forever. Never raises: the board
     keeps running its app."""
     if clock is None:

@@ -22,11 +22,12 @@ from fota.core.errors import CONFIG, OTAError
 _TOP = const(
     "cloud:s server:s ca:s allow_http:b:0 allow_downgrade:b:0 version:s poll_s:i:3600"
     " chunk:i progress_step:i:10 window:i:65536 retries:i:5 deadline_s:i:60"
-    " journal_blocks:i:16 readback:b:0 health_check:b:1 mcu_max:i:1048576"
+    " journal_blocks:i:16 readback:b:0 health_check:b:1 mcu_max:i:1048576 mcuboot_permanent:b"
     " wifi:d onenet:d sagoo:d aliyun:d mxchip:d"
 )
 # chunk: the board profile's by default; deadline_s: the longest one HTTP request may take;
 # mcu_max: the largest image accepted for an attached MCU (bytes, on the file system).
+# mcuboot_permanent: on an MCUboot board, ask for a permanent swap instead of a test swap.
 # onenet: device_id for the legacy API, device_name for the fuse API; range: Range: bytes=a-b or
 # a-b. sagoo: body wrapped in "params" or flat (older servers).
 _SECTIONS = const(

@@ -27,10 +27,8 @@ class Cycle:
         self.clock = clock
         self.emit = emit
         self.root = cfg["root"]
-        if board is None:
-            from fota.slots.esp32slot import Board
-
-            board = Board(cfg)
+        if board is None:  # the adapter that the start phase chose (fota.app.boot.board)
+            board = __import__(cfg["board"], None, None, ("Board",)).Board(cfg)
         self.board = board
         ca = None
         if cfg.get("ca"):
@@ -146,7 +144,8 @@ def settle(cfg, clock):
         cycle.client.close()  # no idle connection held through the wait
 
 
-# What a check and its download run, loaded up front (see poll()), with the configured cloud.
+# What a check and its download run, loaded up front (see poll()), with the board's adapter and
+# the configured cloud.
 _CODE = const(
     (
         "fota.core.update",
@@ -155,7 +154,6 @@ _CODE = const(
         "fota.core.journal",
         "fota.core.store",
         "fota.transport.http",
-        "fota.slots.esp32slot",
     )
 )
 
@@ -176,7 +174,7 @@ def poll(cfg, clock, turn=0):
         import gc
 
         buf = bytearray((cfg["chunk"] + 4095) // 4096 * 4096)
-        for name in _CODE + ("fota.clouds." + cfg["cloud_row"][1],):
+        for name in _CODE + (cfg["board"], "fota.clouds." + cfg["cloud_row"][1]):
             __import__(name)
             gc.collect()
         cycle = Cycle(cfg, clock, buf=buf)

@@ -44,6 +44,11 @@ class Board:
 
         return esp32.Partition(esp32.Partition.RUNNING).info()[4]
 
+    def next_boot(self):
+        import esp32
+
+        return esp32.Partition(esp32.Partition.BOOT).info()[4]
+
     def running_version(self):
         """The version in the running image's app descriptor."""
         import esp32
@@ -62,13 +67,19 @@ class Board:
             raise _flash("cannot confirm the running image", exc) from None
 
     def rollback(self):
-        """Boot the other slot at the next reset (its image is validated by set_boot)."""
+        """Boot the other slot at the next reset (its image is validated by set_boot). -> the
+        version in its app descriptor."""
         import esp32
 
+        from fota.slots.esp32image import app_version
+
+        other = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
+        version = app_version(other, bytearray(4096))
         try:
-            esp32.Partition(esp32.Partition.RUNNING).get_next_update().set_boot()
+            other.set_boot()
         except OSError as exc:
             raise _flash("cannot switch to the other slot", exc) from None
+        return version
 
     def reset(self):
         import machine

@@ -29,6 +29,9 @@
 # so that path can overrun by the time one chunk takes. At most _MAX_INTERIM 1xx answers may
 # come before the real one.
 #
+# An application may replace the socket (a modem that offloads sockets and TLS, as on an
+# nRF9160): see fota.transport.hook, loaded only then.
+#
 # Errors (fota.core.errors), translated from OSError/ValueError/MemoryError here at the edge:
 # DownloadError (network, TLS verification, early end, too many redirects), TimeoutError,
 # ProtocolError (malformed answer), ConfigError (https without CA, http without allow_http, bad
@@ -344,6 +347,12 @@ class Client:
 
     def _connect(self, tls, host, port):
         self._close()
+        import fota
+
+        if fota.connect:  # the application's transport (fota.app.agent.transport)
+            from fota.transport.hook import attach
+
+            return attach(self, host, port, tls)
         try:
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         except OSError as exc:
