@@ -1,5 +1,6 @@
-# The clouds' request signatures against every verified vector of protocols.md (sections 1.2 and
-# 2.1), on both runtimes: HMAC on hashlib, base64, URL-encoding, and the device clock's epoch.
+# The clouds' request signatures against checked vectors (Sagoo: nexframe's auth/aksk_test.go and
+# the AK/SK docs' sample keys; OneNET: its token page's sample key; Aliyun: its published sign
+# example), on both runtimes: HMAC on hashlib, base64, URL-encoding, and the device clock's epoch.
 
 import binascii
 import hashlib

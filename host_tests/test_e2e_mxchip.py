@@ -2,7 +2,7 @@
 # file slot (fota.slots.fileslot) against the MXCHIP emulator (tools/emu/mxchip.py), as the cloud
 # saw
 # it: the wifi file (this board's firmware) with a reboot, the mcu file through the
-# application's hook without one, and the version PUT that is the seed's only success report.
+# application's hook without one, and the version PUT that is the API's only success report.
 
 import os
 
@@ -86,7 +86,7 @@ def test_wifi_update_and_success_by_the_version_put():
         }
         assert check["headers"]["authorization"] == "token " + e2e.MXCHIP["token"]
         ranges = [d for e, d in _story(log)[1:]]
-        assert ranges[0] == "bytes=0-0"  # the size probe: the seed's files carry no size
+        assert ranges[0] == "bytes=0-0"  # the size probe: the check's files carry no size
         assert ranges[1] == "bytes=0-32767" and ranges[-1].endswith("-99999")
         assert _puts(log) == []  # nothing is reported before the new image runs
         state = rig.state()

@@ -24,7 +24,7 @@ def _story(log):
     return e2e.onenet_story(log, "errno")
 
 
-def test_update_reports_exactly_what_the_seed_describes():
+def test_update_reports_exactly_what_onenets_docs_describe():
     rig = _rig(size=120000)
     try:
         # journal commits every 2 blocks, inside the 32 KiB windows: progress still waits for

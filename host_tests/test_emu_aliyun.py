@@ -76,7 +76,7 @@ def test_aliyun_auth_accepts_the_vectors(images):
             }
             claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
             assert claims["expire"] == pytest.approx((0.789 + 48 * 3600) * 1000, abs=5000)
-            assert len(mac) == 27  # base64url of 20 bytes, unpadded, as the seed's sample
+            assert len(mac) == 27  # base64url of 20 bytes, unpadded, as Aliyun's sample token
     api = Api(os.environ["FOTA_TEST_ALIYUN"])
     api.ctl("reset", {"image": None})
     set_clock(api, 1501668289.957)
@@ -85,7 +85,7 @@ def test_aliyun_auth_accepts_the_vectors(images):
     md5 = "c7692bed2591603442c19b087213f737"
     assert auth(api, auth_body(sign=sha1, timestamp=stamp))["code"] == 0
     assert auth(api, auth_body(method="hmacmd5", sign=md5, timestamp=stamp))["code"] == 0
-    # no signmethod: hmacmd5 (the seed's default)
+    # no signmethod: hmacmd5 (the documented default)
     assert auth(api, auth_body(method=None, sign=md5, timestamp=stamp))["code"] == 0
     assert auth(api, auth_body(method=None, sign=sha1, timestamp=stamp))["code"] == 20000
     api.ctl("reset", {"image": None})  # today's clock: no timestamp, no window

@@ -69,7 +69,7 @@ def test_mxchip_check_offers_zero_one_or_two_files(mx, images):
     assert mx_check(mx, wifi="2.0.0", mcu="1.1.0")["data"] == {"need_ota": False, "files": []}
     # "differs", not "is older": the platform offers its file to a newer device too
     assert len(mx_check(mx, wifi="3.0.0", mcu="1.1.0")["data"]["files"]) == 1
-    # the seed's example URL, /api/v1/ota/devce/ (sic)
+    # the API notes' example URL, /api/v1/ota/devce/ (sic)
     path = "/api/v1/ota/devce/?product_id=test&wifi_version=1&mcu_version=1"
     assert len(mx.json("GET", path, headers=AUTH)["data"]["files"]) == 2
     for bad in (
@@ -233,7 +233,7 @@ def test_mxchip_management_round_trip(mx):
     again = mx.json("GET", FILES + str(fid) + "/", headers=AUTH)["data"]
     assert again["status"] == 1 and again["description"] == "fixed"
     assert mx_check(mx)["data"]["files"][1]["version"] == "3.0.1"
-    # the errors of the seed's tables
+    # the errors of the API notes' tables
     assert mx.json("PUT", FILES + str(fid), {"version": "4"}, AUTH, 400)["meta"]["code"] == 10000
     taken = dict(change, version="1.0.3")  # an mcu file has it: another ota_type, allowed
     assert mx.json("PUT", FILES + str(fid), taken, AUTH)["meta"]["code"] == 0

@@ -112,7 +112,7 @@ def test_fuse_token_versions_and_levels(fuse):
 
 RANGES = [
     (None, None),
-    ("bytes=0-5", (0, 5)),  # the seed's example
+    ("bytes=0-5", (0, 5)),  # OneNET's example
     ("bytes=0-", (0, N - 1)),  # rule 1: all data
     ("bytes=2-", (2, N - 1)),  # rule 1: from the 3rd byte
     ("bytes=%d-" % N, (0, N - 1)),  # rule 1: start >= len -> start = 0
@@ -238,11 +238,11 @@ def test_onenet_check_answer_and_errnos(onenet):
 
 def test_onenet_state_machine_success(onenet):
     tok = started(onenet)
-    assert progress(onenet, tok, 54) == 17  # 0..100 only while downloading (seed rule 1, 3)
+    assert progress(onenet, tok, 54) == 17  # 0..100 only while downloading (OneNET's 说明 1, 3)
     assert token_check(onenet, tok)["errno"] == 0
     assert task(onenet)["state"] == "downloading"
     assert progress(onenet, tok, 54) == 0
-    assert progress(onenet, tok, 100) == 0  # seed rule 2: 100 -> upgrading
+    assert progress(onenet, tok, 100) == 0  # OneNET's 说明 2: 100 -> upgrading
     assert task(onenet)["state"] == "upgrading"
     assert progress(onenet, tok, 60) == 17
     assert progress(onenet, tok, 101) == 17  # in upgrading only 2xx
@@ -300,7 +300,7 @@ def test_onenet_version_report_completes_the_task(onenet):
     tok = started(onenet, s_version="0.9")
     path = "/ota/device/version?" + DEV
     assert onenet.json("GET", path, headers=token())["data"] == {"s_version": "0.9"}
-    assert onenet.json("POST", path, {"s_version": "V1.3"}, token())["errno"] == 0  # the seed's
+    assert onenet.json("POST", path, {"s_version": "V1.3"}, token())["errno"] == 0  # OneNET's
     assert onenet.json("POST", path, {"f_version": "1.0.0-rc_1"}, token())["errno"] == 0
     assert task(onenet)["state"] == "pending"
     assert onenet.json("POST", path, {"f_version": "x" * 21}, token())["errno"] == 27

@@ -8,7 +8,7 @@
     server.stop()
 
 Keep-alive and Range exactly as nginx does them. Runs as root with `user root;` so that its
-workers can read private temp folders (toolchain-notes). Readiness is a connect to each port,
+workers can read private temp folders (as nobody they can't). Readiness is a connect to each port,
 polled until a deadline.
 """
 

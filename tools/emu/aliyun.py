@@ -1,5 +1,5 @@
-# tools/emu/aliyun.py: Aliyun IoT's HTTP(S) channel (seed 003) with the OTA service behind it
-# (protocols.md 4): /auth, publishes to /topic/{topic}, and the job's file.
+# tools/emu/aliyun.py: Aliyun IoT's HTTP(S) channel (help.aliyun.com/document_detail/58034.html,
+# "HTTP连接通信") and its OTA service behind it: /auth, publishes to /topic/{topic}, the job's file.
 #
 #   POST /auth                                              "auth"
 #   POST /topic/ota/device/inform/{pk}/{dn}                 "inform"    version report
@@ -8,12 +8,12 @@
 #   POST /topic/{any other topic}                           "publish"
 #   GET  /ota-files/{job}/{name}?Expires=&OSSAccessKeyId=&Signature=    "download" (RFC 7233)
 #
-# Answers are HTTP 200 {"code", "message", "info"?} with the seed's codes and messages.
-# /auth (protocols.md 4.1): Content-Type application/json and a Content-Length are required;
+# Answers are HTTP 200 {"code", "message", "info"?} with the page's codes and messages.
+# /auth (the same page): Content-Type application/json and a Content-Length are required;
 # sign = hex HMAC-md5|sha1(deviceSecret, every parameter but version, sign and signmethod sorted
 # by name, as name+value), compared without regard to case; signmethod defaults to hmacmd5;
 # timestamp (ms) is optional and must be within max_skew_s (15 minutes) of the emulator's clock;
-# clientId has 1..64 characters. A token lives token_lifetime_s (the seed's 48 h) on the
+# clientId has 1..64 characters. A token lives token_lifetime_s (48 h in the 2018 page) on the
 # emulator's clock. A publish needs `password: {token}` (20002 without, 20003 unknown, 20001
 # expired), Content-Type application/octet-stream, a Content-Length, no query string, a body of
 # at most 128 KB (10001 otherwise), and a topic of this device (30001 otherwise).
@@ -32,9 +32,9 @@
 #   - an old or future timestamp is 20000 (the auth check fails), a malformed one 10001; a
 #     wrong productKey/deviceName or sign is 20000; every /auth issues a new token and earlier
 #     ones stay valid until their own end; reset forgets all tokens;
-#   - info.data is a JSON object (data_as_text: a JSON string, the seed's "byte[]");
-#   - the file URL is signed like an OSS URL and expires url_lifetime_s (24 h, protocols.md
-#     4.3) after the firmware get that handed it out: then 403 with an OSS error document;
+#   - info.data is a JSON object (data_as_text: a JSON string, the page's "byte[]");
+#   - the file URL is signed like an OSS URL and expires url_lifetime_s (24 h, Aliyun's OTA
+#     docs) after the firmware get that handed it out: then 403 with an OSS error document;
 #   - rate_limit: at most that many /auth and publish requests per 60 s, then 40000.
 
 import base64
@@ -71,7 +71,7 @@ MESSAGES = {
     PUBLISH_ERROR: "publish message error",
     TOO_MANY: "request too many",
 }
-MAX_BODY = 128 * 1024  # the seed: 上行接口传输的数据大小限制为128k
+MAX_BODY = 128 * 1024  # the page: 上行接口传输的数据大小限制为128k
 MAX_CLIENT_ID = 64
 
 PENDING = "pending"
@@ -85,7 +85,7 @@ _HMACS = {"hmacmd5": hashlib.md5, "hmacsha1": hashlib.sha1, "hmacsha256": hashli
 _SIGN_METHODS = {"md5": "Md5", "sha256": "SHA256"}
 _OSS_ID = "LTAIemuFotaOtaFiles"
 _RATE_WINDOW_S = 60
-_FIRST_MESSAGE_ID = 892687627916247040  # the seed's example messageId
+_FIRST_MESSAGE_ID = 892687627916247040  # the page's example messageId
 
 
 def content(fields):
@@ -95,7 +95,7 @@ def content(fields):
 
 
 def sign(secret, fields, method="hmacsha1"):
-    """The /auth sign, lowercase hex (protocols.md 4.1)."""
+    """The /auth sign, lowercase hex (as Aliyun's C SDK sends it)."""
     return hmac.new(secret.encode(), content(fields).encode(), _HMACS[method]).hexdigest()
 
 
@@ -117,10 +117,10 @@ class Aliyun(Emulator):
         "ext_data": {},  # the job's extData (left out when empty)
         "state": PENDING,  # the job's first state
         "device_version": None,  # the version of the job's module the platform knows
-        "token_lifetime_s": 48 * 3600,  # the seed: 有效期48小时
-        "max_skew_s": 900,  # the seed: timestamp valid within 15 minutes
+        "token_lifetime_s": 48 * 3600,  # the 2018 page: 有效期48小时
+        "max_skew_s": 900,  # the page: timestamp valid within 15 minutes
         "sign_methods": ["hmacmd5", "hmacsha1"],  # accepted /auth signmethods
-        "url_lifetime_s": 24 * 3600,  # the file URL's life (protocols.md 4.3)
+        "url_lifetime_s": 24 * 3600,  # the file URL's life (Aliyun's OTA docs)
         "rate_limit": None,  # /auth + publishes per 60 s before 40000; None: no limit
         "data_as_text": False,  # info.data as a JSON string instead of an object
     }
@@ -288,7 +288,7 @@ class Aliyun(Emulator):
         return body["params"]
 
     def _publish_error(self, x):
-        """The code a publish is refused with, or None (the seed's checks, in this order)."""
+        """The code a publish is refused with, or None (the page's checks, in this order)."""
         if self._rate_limited():
             return TOO_MANY
         token = x.header("password")
@@ -300,7 +300,7 @@ class Aliyun(Emulator):
         if self.now() > info["expires"]:
             return TOKEN_EXPIRED
         if x.request.query_string:
-            return PARAM_ERROR  # the seed: no ?query_String=xxx
+            return PARAM_ERROR  # the page: no ?query_String=xxx
         if (
             "Content-Type" not in x.request.headers
             or x.request.content_type != "application/octet-stream"

@@ -1,5 +1,5 @@
-# tools/emu/mxchip.py: MXCHIP FOG's OTA API of seed 002 (protocols.md 3): the device check and
-# version report, and the management API a user publishes firmware with.
+# tools/emu/mxchip.py: MXCHIP FOG's OTA API (2018 notes at www.zybuluo.com/soszrg/note/1336476):
+# the device check and version report, and the management API a user publishes firmware with.
 #
 #   device      GET  /api/v1/ota/device/?product_id=&wifi_version=&mcu_version=      "check"
 #               PUT  /api/v1/ota/version/ {device_id, wifi_version, mcu_version}       "version"
@@ -13,22 +13,22 @@
 # handlers and the upload are in mxchip_admin.py.
 #
 # Every answer is {"meta": {"code", "message"}, "data": ...}; every API call needs
-# `Authorization: token <token>` (the seed puts that one header above all its calls). A device
+# `Authorization: token <token>` (the notes put that one header above all calls). A device
 # check offers at most one file per ota_type (0 mcu, 1 wifi): the newest file of that type that is
 # not deleted or invalid (status 2), when its version differs from the one the device sent. The
 # version PUT records the device's versions; a file whose version it reports for its type is
-# "succeeded": the seed has no other result report.
+# "succeeded": the notes have no other result report.
 #
-# Choices where the seed is silent (also in tools/emulator.py's docstring):
+# Choices where the notes are silent (also in tools/emulator.py's docstring):
 #   - no or a malformed Authorization header: HTTP 401, meta code 27054; a wrong token: HTTP 401,
-#     meta code 1201 (FOG v2's "no/bad auth header" and "token error", protocols.md 3.2);
+#     meta code 1201 (FOG v2's "no/bad auth header" and "token error" in its SDK and docs);
 #   - parameter errors are HTTP 400 with meta code 10000 (also an unknown product, device or file
 #     id for GET and PUT); DELETE answers 10500 for an unknown id and 10501 for a file that is not
-#     in status 0 (test), as the seed's table says;
-#   - the seed's example URL `/api/v1/ota/devce/` (sic) is served as well;
-#   - `version` is unique per product and ota_type among files not deleted (the seed says per
+#     in status 0 (test), as the notes' table says;
+#   - the notes' example URL `/api/v1/ota/devce/` (sic) is served as well;
+#   - `version` is unique per product and ota_type among files not deleted (the notes say per
 #     product, but its own device answer shows an mcu and a wifi file both at 1.0.1);
-#   - files created through the API start in status 0 (test), as the seed's answer shows; PUT also
+#   - files created through the API start in status 0 (test), as the notes' answer shows; PUT also
 #     takes `status` and `customize`; both test and online files are offered to devices (the
 #     check carries no MAC, so mac_range is stored but cannot be applied); DELETE is a soft
 #     delete (is_delete true; the file disappears from the list and GET);
@@ -65,7 +65,7 @@ from .records import FAULT_KINDS, ControlError, Image
 TOKEN_ERROR = 1201  # FOG v2: token error
 NO_AUTH_HEADER = 27054  # FOG v2 (third-party doc): no or bad Authorization header
 
-SAMPLE_TOKEN = "d79be1d657d9a8b45f6f903620e84b06cbf225e0"  # the seed's
+SAMPLE_TOKEN = "d79be1d657d9a8b45f6f903620e84b06cbf225e0"  # the notes'
 _TYPE_NAMES = {MCU: "mcu", WIFI: "wifi"}
 
 
@@ -102,7 +102,7 @@ class Mxchip(MxchipAdmin, Emulator):
         files = "/api/v1/ota/{pid}/files/"
         out = [
             ("GET", "/api/v1/ota/device/", self.check, "check"),
-            ("GET", "/api/v1/ota/devce/", self.check, "check"),  # the seed's example URL (sic)
+            ("GET", "/api/v1/ota/devce/", self.check, "check"),  # the notes' example URL (sic)
             ("PUT", "/api/v1/ota/version/", self.version, "version"),
             ("GET", "/oss_token/ota/", self.oss_token, "manage"),
             ("POST", files, self.create, "manage"),

@@ -143,7 +143,7 @@ class MxchipAdmin:
         fields, why = self._fields(body, ("file_name", "file_url", "md5", "size", "version"))
         if why:
             return await self.answer(x, PARAM_ERROR, why)
-        ota_type = body.get("ug_type", MCU)  # the seed: 0 mcu (the default), 1 wifi
+        ota_type = body.get("ug_type", MCU)  # the API notes: 0 mcu (the default), 1 wifi
         if isinstance(ota_type, str) and ota_type.isdigit():
             ota_type = int(ota_type)
         if ota_type not in (MCU, WIFI) or isinstance(ota_type, bool):

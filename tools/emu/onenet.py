@@ -1,7 +1,7 @@
 # tools/emu/onenet.py: the legacy OneNET OTA API (ota.heclouds.com, paths /ota/...).
 #
-# Sources: seed 001 (version report, check, download with OneNET's Range rules, progress and
-# result codes) and protocols.md 2.1/2.2 (token, endpoint table, errno tables). Answers are
+# Sources: OneNET's "API调试-网络调试助手" page (version report, check, Range rules, progress and
+# result codes), its OTA south-API pages (endpoints, errno tables) and token page. Answers are
 # {"errno": int, "error": "succ" | message, "data": {...}} with HTTP 200, whatever the errno.
 # The device is addressed by ?dev_id=; every endpoint but the download checks Authorization
 # (errno 1 when it fails, or when dev_id names another device; errno 2 when dev_id is absent).
@@ -51,7 +51,7 @@ class OneNet(OneNetBase):
     )
     OPTIONS = dict(
         OneNetBase.COMMON_OPTIONS,
-        manuf=101,  # the task's platform: ESP32 in the seed's table (101/10101)
+        manuf=101,  # the task's platform: ESP32 in OneNET's table (101/10101)
         model=10101,
         signal=0,  # check data: thresholds and retry policy the device enforces itself
         power=0,
@@ -174,7 +174,7 @@ class OneNet(OneNetBase):
         return await self.answer(x, OK)
 
     async def download(self, x):
-        # No Authorization: the token in the path is the credential (seed 001 section 4).
+        # No Authorization: the token in the path is the credential (OneNET's download examples).
         fault = x.fault
         if fault is not None and fault.kind == "error_body":
             body = _ERROR_BODIES.get(fault.code, b"%d" % fault.code)

@@ -1,13 +1,13 @@
 # tools/emu/onenet_common.py: what both OneNET APIs share: the device, its credentials, the
-# token check, the version rule and the task state machine (seed 001 section 5 "说明" and
-# protocols.md 2.2). The legacy API is in onenet.py, the fuse API in onenet_fuse.py.
+# token check, the version rule and the task state machine (OneNET's "API调试-网络调试助手" 说明
+# and its south-API pages). The legacy API is in onenet.py, the fuse API in onenet_fuse.py.
 #
 # Task states: pending -> downloading -> upgrading -> completed | failed; also cancelled and
 # paused (set from /_emu/task). Progress `step`:
-#   0..100   only in downloading, else "invalid state"; 100 -> upgrading        (seed rules 1-3)
+#   0..100   only in downloading, else "invalid state"; 100 -> upgrading        (说明 1-3)
 #   101      -> upgrading; 102..107 -> failed; 201 -> completed (device version := target);
 #   202..208 -> failed. Codes > 100 in pending, downloading, upgrading only; in upgrading only
-#   2xx; nothing in cancelled, failed, completed, paused.                      (seed rule 4)
+#   2xx; nothing in cancelled, failed, completed, paused.                      (说明 4)
 
 import re
 import secrets
@@ -17,7 +17,7 @@ from . import onenet_token
 from .base import Emulator
 from .records import ControlError
 
-# errno / code numbers (protocols.md 2.2 tables); the fuse API reuses them (its one observed
+# errno / code numbers (the south-API pages' tables); the fuse API reuses them (its one observed
 # error, {"code":20,"msg":"task finish"}, is the legacy errno 20)
 OK = 0
 AUTH = 1
@@ -46,7 +46,7 @@ ACTIVE = (PENDING, DOWNLOADING, UPGRADING)
 DONE = (COMPLETED, FAILED)
 
 SAMPLE_KEY = "KuF3NT/jUBJ62LNBB/A8XZA9CqS3Cu79B/ABmfA1UCw="  # the docs' sample access key
-_VERSION = re.compile(r"[a-zA-Z0-9_\-.]{1,20}")  # protocols.md 2.2: <= 20 chars of these
+_VERSION = re.compile(r"[a-zA-Z0-9_\-.]{1,20}")  # the south-API pages: <= 20 chars of these
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -162,7 +162,7 @@ class OneNetBase(Emulator):
         "state": PENDING,  # the task's first state
         "f_version": None,  # the device's versions as the platform knows them
         "s_version": None,
-        "product_token": True,  # accept res products/{pid} (protocols.md open question 9)
+        "product_token": True,  # accept res products/{pid} (public fuse clients use it)
         "token_lifetime_s": 2 * 24 * 3600,  # the task token's life (check errno 0: 2 days)
     }
     CLI_OPTIONS = (("type", int, "task type: 1 FOTA (f_version), 2 SOTA (s_version)"),)
@@ -227,7 +227,7 @@ class OneNetBase(Emulator):
 
     def report_versions(self, body):
         """A version report {"f_version", "s_version"}: -> errno. Reporting the task's target
-        marks the task completed (protocols.md 2.2 #1)."""
+        marks the task completed (OneNET's 上报版本 page, 说明 3)."""
         if not isinstance(body, dict):
             return BAD_PARAMS
         fields = {k: body[k] for k in ("f_version", "s_version") if k in body}

@@ -1,7 +1,7 @@
 # tools/emu/onenet_fuse.py: OneNET's new-platform ("fuse") OTA API, /fuse-ota/{pro_id}/{dev}/.
 #
-# Source: protocols.md 2.3 (endpoints, the captured check answer, Ota-Errno) with the token of
-# 2.1 (versions 2018-10-31 and 2022-05-01; res products/{pid} or .../devices/{dev}). Answers are
+# Source: public device clients (endpoints, a captured check answer, Ota-Errno) with the token
+# (versions 2018-10-31 and 2022-05-01; res products/{pid} or .../devices/{dev}). Answers are
 # {"code", "msg", "data"?, "request_id"} with HTTP 200; downloads carry `Ota-Errno` always.
 #
 # Choices where the sources are silent (also in tools/emulator.py's docstring):
@@ -10,9 +10,9 @@
 #     4 unknown tid, 11 no task (answered without data), 17 invalid state, 22 cancelled, 27 bad
 #     version;
 #   - no token check step exists, so the download or a step 0..100 in pending starts the task
-#     (protocols.md open question 11); tasks do not expire;
+#     (undocumented); tasks do not expire;
 #   - a refused download is HTTP 200 with Ota-Errno != 0 and a JSON body {"code", "msg"}:
-#     6 auth failed, 1 unknown device, 2 unknown tid, 5 task over (2.3's meanings).
+#     6 auth failed, 1 unknown device, 2 unknown tid, 5 task over (the meanings one client lists).
 
 import uuid
 
@@ -37,7 +37,7 @@ from .onenet_common import (
 )
 
 _STATUS = {PENDING: 1, DOWNLOADING: 2, UPGRADING: 3, COMPLETED: 4, FAILED: 5, CANCELLED_STATE: 6}
-# Ota-Errno (protocols.md 2.3, from one project's comment)
+# Ota-Errno (from one public client's comment)
 _ERRNO_DEVICE = 1
 _ERRNO_FILE = 2
 _ERRNO_EXPIRED = 5
@@ -154,11 +154,11 @@ class OneNetFuse(OneNetBase):
             "Ota-Errno": "0",
             "Content-Disposition": 'attachment; filename="%s"' % image.name,
         }
-        ctype = "application/octet-stream;charset=UTF-8"  # as captured (protocols.md 2.3)
+        ctype = "application/octet-stream;charset=UTF-8"  # as a public client captured it
         return await self.send_range(x, image.data, rng, headers, ctype)
 
     async def _refuse(self, x, errno, msg):
-        # HTTP 200 even so: clients must read Ota-Errno (protocols.md 2.3)
+        # HTTP 200 even so: clients must read Ota-Errno (public clients say so)
         obj = {"code": errno, "msg": msg}
         return await self.send_json(x, obj, headers={"Ota-Errno": str(errno)})
 

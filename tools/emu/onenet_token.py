@@ -1,4 +1,5 @@
-# tools/emu/onenet_token.py: OneNET's Authorization token, made and checked (protocols.md 2.1).
+# tools/emu/onenet_token.py: OneNET's Authorization token, made and checked, as its "token 算法"
+# page says (open.iot.10086.cn/doc/multiprotocol/book/manual/auth/token.html).
 #
 #   Authorization: version={v}&res={urlenc(res)}&et={et}&method={m}&sign={urlenc(sign)}
 #   sign = base64(HMAC_m(base64decode(key), et + "\n" + method + "\n" + res + "\n" + version))
@@ -78,6 +79,6 @@ def verify(header, keys, now, versions):
     expected = sign(key, token["res"], token["et"], token["method"], token["version"])
     if not hmac.compare_digest(expected.encode(), token["sign"].encode()):
         raise TokenError("token signature mismatch")
-    if token["et"] < now:  # protocols.md 2.1: rejected once et < now
+    if token["et"] < now:  # the token page: rejected once et < now
         raise TokenError("token expired (et %d < now %d)" % (token["et"], now))
     return token["res"]

@@ -1,6 +1,6 @@
 # tools/emu/ranges.py: the two Range dialects the emulators serve.
 #
-# onenet(): OneNET's own clamping rules (seed 001, section 4 "下载固件"), where nothing is ever
+# onenet(): OneNET's own clamping rules (its OTA docs' "下载资源" page), where nothing is ever
 # unsatisfiable; rfc7233(): the standard rules, for the file URLs Sagoo hands out.
 # Both return None for "the whole file, 200" or (start, end) with end inclusive.
 
@@ -14,7 +14,7 @@ _RFC = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 def onenet(header, size):
     """OneNET's Range: `bytes=start-`, `bytes=start-end`, `bytes=-n`, and the bare `start-end`
-    of the API page (protocols.md 2.2 "Header syntax is inconsistent")."""
+    of its "下载资源" API page."""
     if header is None:
         return None
     m = _ONENET.fullmatch(header.strip())
@@ -28,18 +28,18 @@ def onenet(header, size):
         if n == 0:
             return None  # our choice: "the last 0 bytes" is read as no range at all
         if n > size:
-            return 0, size - 1  # seed: -n with n > len gets the whole file
+            return 0, size - 1  # OneNET: -n with n > len gets the whole file
         return size - n, size - 1
-    start = int(first)  # int() reads the seed's `01-02` as 1-2
+    start = int(first)  # int() reads OneNET's `01-02` as 1-2
     if not last:
         if start >= size:
-            start = 0  # seed rule 1: start >= len means start = 0
+            start = 0  # OneNET rule 1: start >= len means start = 0
         return start, size - 1
     end = int(last)
     if end >= size:
-        end = size - 1  # seed rule 2: end >= len means end = len - 1
+        end = size - 1  # OneNET rule 2: end >= len means end = len - 1
     if start > end:
-        start = 0  # seed rule 2: start > end means start = 0
+        start = 0  # OneNET rule 2: start > end means start = 0
     return start, end
 
 

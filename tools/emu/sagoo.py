@@ -1,11 +1,12 @@
 # tools/emu/sagoo.py: Sagoo IoT's device OTA API over HTTP (get_ota_info, write_ota_info).
 #
-# Sources: seed 000 (endpoints, fields, step values) and protocols.md section 1 (AK/SK auth,
-# GoFrame's codes, the body shapes over time). Answers are {"code", "message", "data"?} with
+# Sources: Sagoo's "HTTP 协议" page (iotdoc.sagoo.cn/develop/protocol/http: endpoints, fields,
+# step values), its AK/SK docs and nexframe's auth/aksk.go (auth), GoFrame's codes, the docs'
+# history (body shapes over time). Answers are {"code", "message", "data"?} with
 # HTTP 200, as GoFrame's response wrapper writes them. Paths are served with and without the
-# /base-api prefix that nginx adds in front of the Go server (protocols.md 1.3).
+# /base-api prefix that nginx adds in front of the Go server (as Sagoo's docs say).
 #
-# Auth (protocols.md 1.2): query ak, time, sign, appId; sign = lowercase hex
+# Auth (Sagoo's AK/SK docs): query ak, time, sign, appId; sign = lowercase hex
 # HMAC-SHA256(sk, "ak=" + ak + "&time=" + time), compared in constant time. No timestamp window
 # unless reset sets max_skew_s (the reference verifier has none).
 #
@@ -14,7 +15,7 @@
 #     one 53, an unknown deviceKey 65 (CodeNotFound), a report to a finished batch 300;
 #   - no update is {"code": 0, "message": "", "data": null};
 #   - the batch completes when a get_ota_info reports the target version: HTTP has no version
-#     report (protocols.md 1.6), so this is the only signal a device can give;
+#     report (none is documented), so this is the only signal a device can give;
 #   - `url` points to this server's own /sagoo-files/ route (no auth, standard Range), and
 #     `size` is sent only when reset asks for it (the documented object has none).
 
@@ -128,7 +129,7 @@ class Sagoo(Emulator):
         return await self.send_json(x, {"code": code, "message": message})
 
     def auth_error(self, x):
-        """None when ak/time/sign/appId check out, else why not (protocols.md 1.2)."""
+        """None when ak/time/sign/appId check out, else why not (Sagoo's AK/SK docs)."""
         q = x.query
         if any(k not in q for k in ("ak", "time", "sign", "appId")):
             return "ak, time, sign and appId are required"

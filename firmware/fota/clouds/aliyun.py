@@ -19,7 +19,7 @@ from fota.clouds.base import call, describe, step_for, unix_time
 from fota.core import errors, hmac  # every request signs: loaded with the module
 from fota.core.offer import Offer
 
-_MAX_BODY = const(128 * 1024)  # the seed: 上行接口传输的数据大小限制为128k
+_MAX_BODY = const(128 * 1024)  # Aliyun's HTTP page: 上行接口传输的数据大小限制为128k
 _REAUTH = const((20001, 20002, 20003))
 _RATE_LIMIT = const(40000)
 _AUTH_FAILED = const(20000)

@@ -11,7 +11,7 @@
 # first (no reboot in between); the firmware follows at the next check. After the MCU file failed,
 # the
 # firmware goes first instead, so a refused MCU image cannot hold the firmware back forever. The
-# files carry no size: a one-byte Range probe gives it before anything is written. The seed has
+# files carry no size: a one-byte Range probe gives it before anything is written. The API has
 # no failure report: a failure is an event on the device, and the version is simply not reported.
 #
 # The state file keeps {"version": the MCU's version once an update changed it, "failed": the key
@@ -128,7 +128,7 @@ class Mxchip:
         key = _key(chosen)
         return Offer(
             chosen["file_url"],
-            None,  # no size in the seed's answer: the update cycle probes the url
+            None,  # no size in the check's answer: the update cycle probes the url
             md5=chosen.get("md5"),
             version=chosen.get("version"),
             module="mcu" if mcu else "wifi",
@@ -146,7 +146,7 @@ class Mxchip:
         pass
 
     def progress(self, job, percent):
-        pass  # the seed's API has no progress report
+        pass  # the API has no progress report
 
     def downloaded(self, job):
         pass

@@ -64,7 +64,7 @@ class OneNet:
         self.server = server.rstrip("/")
         self.dev_id = str(cfg["device_id"])
         self.type = cfg.get("type", 1)  # 1 FOTA (module firmware), 2 SOTA (application)
-        self.manuf = cfg.get("manuf", 101)  # ESP32 in the seed's table
+        self.manuf = cfg.get("manuf", 101)  # ESP32 in OneNET's manuf/model table
         self.model = cfg.get("model", 10101)
         self.bare_range = cfg.get("range", "bytes") == "bare"
         self.signer = Signer(cfg, clock, "products/%s" % cfg["product_id"], "2018-10-31")
