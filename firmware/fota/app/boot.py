@@ -10,7 +10,7 @@
 from fota.core.errors import CONFIG, OTAError
 
 
-def profile(path="/board.json"):
+def profile(path):
     """The board profile written by `make deploy`, `make fsimage` or the virtual board: a dict,
     {} when the board has none (a plain ESP32). OTAError (config) when it is not JSON."""
     import json
@@ -36,13 +36,14 @@ def home(root=None):
     return root.rstrip("/") + "/"
 
 
-def board(prof):
+def board(cfg):
     """The Board of the adapter that a profile's "slot" names (an ESP32's when it names none),
-    made from prof; the module's name replaces "slot" in prof, as "board"."""
-    name = prof["board"] = (
-        "fota.slots.mcuboot" if prof.pop("slot", None) == "mcuboot" else "fota.slots.esp32slot"
+    made from cfg (the profile, or the config with the profile's keys); the module's name
+    replaces "slot" in cfg, as "board"."""
+    name = cfg["board"] = (
+        "fota.slots.mcuboot" if cfg.pop("slot", None) == "mcuboot" else "fota.slots.esp32slot"
     )
-    return __import__(name, None, None, ("Board",)).Board(prof)
+    return __import__(name, None, None, ("Board",)).Board(cfg)
 
 
 def run(path=None, root=None):

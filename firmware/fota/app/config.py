@@ -192,7 +192,7 @@ def ca(path):
         raise OTAError(CONFIG, "ota.json: ca: %s is not a DER certificate (PEM?)" % path)
 
 
-def load(path="/ota.json"):
+def load(path):
     """Read and validate the file, and the CA file it names. Raises OTAError (config) naming the
     problem."""
     import json

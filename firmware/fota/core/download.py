@@ -363,7 +363,7 @@ class Downloader:
                 self.size = offer.size
                 self.resumed_from = self._resume(offer)
                 self._next_commit = self._written + self._commit_every
-                self._attempt = 0
+                self.attempt = 0
             size = offer.size
             last = self.requests + turn
             self.delay_ms = 0
@@ -376,8 +376,8 @@ class Downloader:
                     self._fetch(before)
                 except errors.OTAError as exc:
                     if self._written + self._pos > before:
-                        self._attempt = 0  # progress was made: the link works, budget anew
-                    self._attempt = self._again(exc, self._attempt, self._written + self._pos)
+                        self.attempt = 0  # progress was made: the link works, budget anew
+                    self.attempt = self._again(exc, self.attempt, self._written + self._pos)
                     if not turn:
                         self.clock.sleep_ms(self.delay_ms)
             self._finish()

@@ -48,8 +48,8 @@ from fota.core.errors import CONFIG, DOWNLOAD, NO_MEMORY, PROTOCOL, TIMEOUT, OTA
 from fota.transport import url as _url
 
 # for pyright only: sockets differ between ports, their stubs do not (the block compiles away)
-TYPE_CHECKING = const(False)
-if TYPE_CHECKING:
+_TYPE_CHECKING = const(False)
+if _TYPE_CHECKING:
     from typing import Any  # noqa: F401
 
 _BUF = const(512)  # head/line/request buffer: also the longest header line accepted
