@@ -144,8 +144,9 @@ def test_nrf_profiles_follow_zephyrs_mcuboot_partition_and_micropythons_heap():
         int(off, 16) + int(size, 16) <= 0xF0000 or int(off, 16) >= 0xF8000
         for _, off, size in nrf91["partitions"]
     )
-    # CONFIG_MICROPY_HEAP_SIZE: 98304 for the nRF52840 DK, the port's default 49152 otherwise
-    assert (boards.heap_bytes(nrf52), boards.heap_bytes(nrf91)) == (98304, 49152)
+    # CONFIG_MICROPY_HEAP_SIZE=98304 as the nRF52840 DK's build sets it (the port's default,
+    # 49152, is too small for the agent's full cycle)
+    assert (boards.heap_bytes(nrf52), boards.heap_bytes(nrf91)) == (98304, 98304)
     assert (nrf52["flash_size"], nrf91["flash_size"]) == ("0x100000", "0x100000")
 
 
