@@ -23,7 +23,7 @@ help:
 	@echo "targets:"
 	@echo "  make test     lint, type check, mpy-cross, pytest on CPython and on both MicroPython unix builds"
 	@echo "                (installs nginx with apt-get when missing and run as root; else prints the command)"
-	@echo "  make demo     a full OTA on the virtual board against a local cloud emulator [CLOUD=]"
+	@echo "  make demo     a full OTA on the virtual board against a local cloud emulator [CLOUD= BOARD=]"
 	@echo "  make bench    throughput and heap on both MicroPython builds: engine, modules, full cycle per cloud"
 	@echo "  make lint     ruff check and ruff format --check"
 	@echo "  make typecheck  pyright on firmware/ against the ESP32 stubs"
@@ -37,7 +37,8 @@ help:
 	@echo "  make clean    remove $(BUILD) and the tools' caches"
 	@echo "variables:"
 	@echo "  PORT=/dev/ttyUSB0   the board, as mpremote and esptool take it (socket://127.0.0.1:P for a virtual board)"
-	@echo "  BOARD=esp32         board profile in boards/: esp32, esp32c3, esp32s3 (no default for deploy, fsimage)"
+	@echo "  BOARD=esp32         board profile in boards/: esp32, esp32c3, esp32s3, nrf52840, nrf9160"
+	@echo "                      (no default for deploy, fsimage; demo: esp32)"
 	@echo "  CONFIG=my-ota.json  the board's /ota.json (no default); checked as the agent checks it at start"
 	@echo "  PUT=\"ca.der:/certs/ca.der ...\"  extra files SRC:DST for deploy and fsimage (the CA the config names)"
 	@echo "  REPLACE_BOARD=1     deploy: replace a /board.json that names another board"
@@ -106,7 +107,7 @@ bench: $(READY) $(I386) sysdeps
 # CLOUD picks the emulator the demo runs against (onenet, onenet-fuse, sagoo, ...).
 CLOUD ?= onenet
 demo: $(READY) $(I386)
-	$(BIN)/python tools/demo.py --cloud $(CLOUD)
+	$(BIN)/python tools/demo.py --cloud $(CLOUD) $(if $(BOARD),--board $(BOARD))
 
 # A real board: PORT is what `mpremote connect` takes (/dev/ttyUSB0, socket://127.0.0.1:PORT).
 PORT ?=

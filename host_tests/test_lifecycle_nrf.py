@@ -154,3 +154,18 @@ def test_nrf_power_cut_during_the_download_resumes_after_the_reboot(tmp_path, cl
     assert kinds.index("power_cut") < kinds.index("resume") < kinds.index("activated")
     assert "confirmed" in kinds and board.primary()["version"] == "2.0.0"
     assert _done(cloud, board.state())
+
+
+def test_the_demo_tells_the_same_story_on_an_nrf_board():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "demo.py"), "--board", BOARD, "--cloud", "sagoo",
+         "--size", "100000"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    story = ["the cloud offers 2.0.0", "image verified: 2.0.0", "MCUboot swaps the slots (test",
+             "2.0.0 confirmed", "outcome reported to the cloud: succeeded",
+             "demo: the board runs 2.0.0 and the cloud knows it"]  # fmt: skip
+    positions = [out.find(line) for line in story]
+    assert -1 not in positions and positions == sorted(positions), out

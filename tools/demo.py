@@ -1,12 +1,13 @@
 """make demo: one whole OTA on the virtual board against a local cloud emulator, narrated.
 
-usage: python tools/demo.py [--cloud onenet|onenet-fuse|sagoo|aliyun|mxchip] [--dir DIR]
-                            [--size BYTES] [--json] [--fault MODE [--fault-times K]]
+usage: python tools/demo.py [--cloud onenet|onenet-fuse|sagoo|aliyun|mxchip] [--board BOARD]
+                            [--dir DIR] [--size BYTES] [--json] [--fault MODE [--fault-times K]]
 
-1. builds a 2.0.0 ESP32 app image and starts the cloud's emulator (tools/emulator.py) with it as
-   the pending update;
-2. creates a virtual board (tools/vboard.py create, board "esp32") running 1.0.0, with the
-   agent and an /ota.json pointing at the emulator;
+1. builds a 2.0.0 image for the board (an ESP32 app image, or an MCUboot image made with imgtool
+   for an nRF board) and starts the cloud's emulator (tools/emulator.py) with it as the pending
+   update;
+2. creates a virtual board (tools/vboard.py create, board "esp32" unless --board says another)
+   running 1.0.0, with the agent and an /ota.json pointing at the emulator;
 3. boots it (tools/vboard.py boot) and tells what the board does: check, offer, progress,
    verify, activate, reboot, confirm, report, idle;
 4. shows the requests as the cloud saw them and the board's slots (tools/vboard.py inspect).
@@ -35,6 +36,9 @@ import cli  # noqa: E402
 import emu  # noqa: E402
 import espidf  # noqa: E402
 import faultproxy  # noqa: E402
+import mcuimage  # noqa: E402
+
+import boards  # noqa: E402
 
 OLD, NEW = "1.0.0", "2.0.0"
 BOOT_TIMEOUT_S = 120
@@ -69,6 +73,9 @@ def _story(event):
     if kind == "boot" and "slot" in event:
         return "[boot %s] the bootloader starts %s: version %s (%s)" % (
             boot, event.get("slot"), event.get("version"), event.get("state"))  # fmt: skip
+    if kind == "swap":  # an nRF board's MCUboot
+        return "[boot %s] MCUboot swaps the slots (%s request): %s replaces %s" % (
+            boot, event.get("type"), event.get("to"), event.get("from"))  # fmt: skip
     texts = {
         "no_update": "the cloud has no update for %(version)s",
         "offer": "the cloud offers %(version)s (%(size_text)s)",
@@ -77,7 +84,7 @@ def _story(event):
         "retry": "  connection lost, retry %(attempt)s in %(delay_ms)s ms",
         "resume": "  resuming from byte %(offset)s",
         "verified": "image verified: %(version)s, %(size)s bytes, digest and header OK",
-        "activated": "boot slot switched to the new image",
+        "activated": "the new image boots at the next reset (the bootloader was told)",
         "reset": "reset (%(why)s)",
         "health": "health check after the update (network, cloud): %(verdict)s",
         "confirmed": "%(version)s confirmed: the bootloader will not roll it back",
@@ -87,6 +94,8 @@ def _story(event):
         "failed": "update failed (%(reason)s): %(error)s",
         "idle": "idle: next check in %(sleep_s)s s",
         "rollback": "the bootloader rolled back from %(from)s to %(to)s",
+        "revert": "MCUboot swaps back from %(from)s to %(to)s (%(reason)s)",
+        "swap_failed": "MCUboot refuses the %(type)s request: %(reason)s",
         "crash": "the firmware crashed (exit %(exit)s)",
         "error": "error in the %(stage)s (%(reason)s): %(error)s",
         "backoff": "backs off %(sleep_s)s s before trying again (failure %(failures)s in a row)",
@@ -133,13 +142,16 @@ def _run(cmd, timeout):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument("--cloud", default="onenet", choices=emu.CLOUDS)
+    parser.add_argument(
+        "--board", default="esp32", choices=boards.names(), help="the board profile (esp32)"
+    )
     parser.add_argument("--dir", help="keep the board here (default: a temporary directory)")
     parser.add_argument("--size", type=int, default=300_000, help="size of the 2.0.0 image")
     parser.add_argument("--json", action="store_true", help="print the raw board events")
     parser.add_argument(
         "--heap",
         help="the app's heap on the board, e.g. 48k to watch the agent run out of memory and "
-        "back off (default: the esp32 profile's 64 KB)",
+        "back off (default: the board profile's heap)",
     )
     parser.add_argument("--fault", help="a tools/faultproxy.py mode for the image's answers")
     parser.add_argument("--fault-times", type=int, default=2, help="answers spoiled (default 2)")
@@ -148,7 +160,10 @@ def main(argv=None):
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="fota-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     image = work / ("fw-%s.bin" % NEW)
-    image.write_bytes(espidf.make_app_image(NEW, size=args.size, project="fota-demo"))
+    if boards.load(args.board).get("slot") == "mcuboot":
+        mcuimage.build(image, NEW, args.size)
+    else:
+        image.write_bytes(espidf.make_app_image(NEW, size=args.size, project="fota-demo"))
     board = work / "board"
     python = sys.executable
     vboard = str(TOOLS / "vboard.py")
@@ -165,7 +180,7 @@ def main(argv=None):
             _say("== fault proxy at %s: %s, %d times" % (proxy.url, args.fault, args.fault_times))
         cfg_path = work / "ota.json"
         cfg_path.write_text(json.dumps(board_config(args.cloud, info), indent=2))
-        made = _run([python, vboard, "create", str(board), "--board", "esp32", "--version", OLD,
+        made = _run([python, vboard, "create", str(board), "--board", args.board, "--version", OLD,
                      "--config", str(cfg_path), "--force"], 120)  # fmt: skip
         if made.returncode != 0:
             _say("demo: vboard create failed:\n" + made.stderr)
@@ -220,7 +235,7 @@ def main(argv=None):
     elif starved:
         _say("demo: the agent ran out of memory with --heap %s and backed off; the board keeps "
              "running %s (make bench measures the heap each cloud's cycle needs)"
-             % (args.heap or "64k", versions.get(booted)))  # fmt: skip
+             % (args.heap or "the profile's", versions.get(booted)))  # fmt: skip
     else:
         _say("demo: FAILED")
     return 0 if ok else 1
