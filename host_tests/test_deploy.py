@@ -233,3 +233,31 @@ def test_check_board_says_what_it_replaces_and_refuses_another_board_or_no_profi
         assert deploy.check_board(esp32, current, True) == (
             "replacing %s with the esp32 profile (--replace-board)" % what
         )
+
+
+def test_deploy_puts_the_agent_under_flash_on_an_nrf_board_and_flash_refuses_it(tmp_path):
+    # Zephyr's _boot.py mounts the storage partition at /flash: the files go there
+    data = json.loads((ROOT / "tools" / "ota.example.json").read_text())
+    data.pop("ca", None)
+    data.pop("wifi", None)  # on Zephyr the application brings the network up
+    data.update(allow_http=True, server="http://192.0.2.1:8080")
+    cfg = tmp_path / "ota.json"
+    cfg.write_text(json.dumps(data))
+    done = _run(DEPLOY, "deploy", "/dev/ttyACM0", "--board", "nrf52840", "--config", cfg,
+                "--dry-run")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "'/flash/board.json'" in done.stdout  # the probe reads the board's profile there
+    targets = [a for a in done.stdout.split() if a.startswith(":/")]
+    assert ":/flash/ota.json" in targets and ":/flash/board.json" in targets
+    assert ":/flash/lib/fota/app/agent.mpy" in targets
+    assert all(t.startswith(":/flash/") for t in targets), targets
+    # the adapter's own refusal, as at the board's start: no wifi section on Zephyr
+    data["wifi"] = {"ssid": "lab", "password": "secret-wifi"}
+    cfg.write_text(json.dumps(data))
+    wifi = _run(DEPLOY, "deploy", "/dev/ttyACM0", "--board", "nrf52840", "--config", cfg,
+                "--dry-run")  # fmt: skip
+    _one_line_error(wifi, "deploy", "wifi: a Zephyr board's network is the application's")
+    fw = tmp_path / "zephyr.signed.bin"
+    fw.write_bytes(b"\x3d\xb8\xf3\x96" + bytes(100))
+    refused = _run(DEPLOY, "flash", "/dev/ttyACM0", "--board", "nrf52840", "--firmware", fw)
+    _one_line_error(refused, "deploy", "flash writes an ESP32 build with esptool")

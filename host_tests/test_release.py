@@ -114,3 +114,28 @@ def test_appimage_refuses_what_it_cannot_make_and_writes_nothing(tmp_path, args,
     proc = appimage(*args, "-o", out)
     assert proc.returncode == 1 and proc.stderr.startswith("appimage: ") and message in proc.stderr
     assert not out.exists()
+
+
+def test_metadata_of_an_mcuboot_image_and_what_is_refused(tmp_path):
+    import mcuimage
+
+    path = tmp_path / "zephyr.signed.bin"
+    mcuimage.build(path, "2.1.0+7", 20000, sign=True)
+    data = path.read_bytes()
+    proc = release(path, "--version", "2.1.0+7")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(proc.stdout)
+    assert (meta["format"], meta["version"], meta["signed"]) == ("mcuboot", "2.1.0+7", True)
+    assert meta["size"] == len(data) and meta["sha256"] == hashlib.sha256(data).hexdigest()
+    assert meta["image_size"] == 20000 and meta["header_size"] == 0x200
+    for args, message in (
+        (("--version", "2.1.0"), "the MCUboot header says 2.1.0+7, not 2.1.0"),
+        (("--chip", "esp32"), "names no chip"),
+    ):
+        proc = release(path, *args)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    spoiled = bytearray(data)
+    spoiled[0x200 + 100] ^= 0xFF  # a payload byte: the SHA-256 TLV no longer matches
+    path.write_bytes(bytes(spoiled))
+    proc = release(path)
+    assert proc.returncode == 1 and "invalid MCUboot image: SHA-256 mismatch" in proc.stderr

@@ -11,12 +11,13 @@ deploy  checks the config with the agent's own start-up check (fota.app.config, 
         refuses a board whose profile names another board unless --replace-board is given, or
         a CA the agent would stop on. Then it compiles the agent with mpy-cross and copies with
         mpremote: /lib/fota/*.mpy, /boot.py, /main.py, the config as /ota.json, the board
-        profile as /board.json and every --put file (e.g. a CA as /certs/ca.der). --board and
-        --config have no defaults. PORT is what `mpremote connect` takes: /dev/ttyUSB0, COM3,
+        profile as /board.json and every --put file (e.g. a CA as /certs/ca.der); on an MCUboot
+        board (nrf52840, nrf9160) all of them under /flash, where Zephyr mounts the file
+        system. --board and --config have no defaults. PORT is what `mpremote connect` takes: /dev/ttyUSB0, COM3,
         socket://127.0.0.1:PORT.
 flash   erases the flash and writes a MicroPython OTA build (an ESP32_GENERIC-OTA firmware.bin
         from micropython.org) with esptool at the chip's bootloader offset. Everything on the
-        board is erased, the file system too: run deploy afterwards.
+        board is erased, the file system too: run deploy afterwards. ESP32 boards only.
 --dry-run prints the commands instead of running them. Errors: `deploy: message`, exit 1.
 """
 
@@ -56,17 +57,24 @@ def r(p, n):
             return f.read(n)
     except OSError:
         return None
-print('fota-probe', repr((r('/board.json', 8192), r(%r, 1) if %r else None)))
+print('fota-probe', repr((r(%r, 8192), r(%r, 1) if %r else None)))
 """
 
 
-def probe_command(port, ca):
-    return [str(BIN / "mpremote"), "connect", port, "exec", _PROBE % (ca, ca)]
+def mount(profile):
+    """Where the board's file system partition is on the board: "" (/) on an ESP32, /flash on
+    Zephyr (an MCUboot board), whose _boot.py mounts the storage partition there."""
+    return "/flash" if profile.get("slot") == "mcuboot" else ""
 
 
-def probe(port, ca):
-    """(the board's /board.json bytes or None, the first byte of its file `ca` or None)."""
-    cmd = probe_command(port, ca)
+def probe_command(port, ca, root=""):
+    return [str(BIN / "mpremote"), "connect", port, "exec",
+            _PROBE % (root + "/board.json", ca, ca)]  # fmt: skip
+
+
+def probe(port, ca, root=""):
+    """(the board's board.json bytes or None, the first byte of its file `ca` or None)."""
+    cmd = probe_command(port, ca, root)
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -196,6 +204,11 @@ def main(argv=None):
             )
         if not Path(args.firmware).is_file():
             raise DeployError("no such firmware file: %s" % args.firmware)
+        if profile.get("slot") == "mcuboot":
+            raise DeployError(
+                "flash writes an ESP32 build with esptool; an %s is flashed with its own tools "
+                "(west flash, nrfjprog): see the README's nRF section" % profile["name"]
+            )
         for cmd in flash_commands(args.port, args.firmware, profile["chip"]):
             _run(cmd, args.dry_run)
         return 0
@@ -203,17 +216,18 @@ def main(argv=None):
         puts = [fsimage.parse_put(p) for p in args.put]
     except fsimage.FsImageError as exc:
         raise DeployError(str(exc)) from None
-    raw, _, ca = fsimage.check_config(args.config, puts, DeployError)
+    raw, _, ca = fsimage.check_config(args.config, puts, DeployError, profile)
+    root = mount(profile)
     if args.dry_run:
-        _run(probe_command(args.port, ca), True)
+        _run(probe_command(args.port, ca, root), True)
     else:
-        current, head = probe(args.port, ca)
+        current, head = probe(args.port, ca, root)
         note = check_board(profile, current, args.replace_board)
         if ca:
             check_board_ca(ca, head)
         if note:
             print("deploy: " + note)
-    files = fsimage.board_files(profile, raw, puts)
+    files = {root + path: data for path, data in fsimage.board_files(profile, raw, puts).items()}
     with tempfile.TemporaryDirectory(prefix="fota-deploy-") as staging:
         _run(deploy_commands(args.port, files, staging), args.dry_run)
     if not args.dry_run:

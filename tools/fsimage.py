@@ -147,17 +147,24 @@ def read_config(path):
     return raw
 
 
-def check_config(path, puts=(), error=FsImageError):
+def check_config(path, puts=(), error=FsImageError, profile=None):
     """(config bytes, checked config) after the agent's own start-up check of the file at
-    `path` (fota.app.config.validate) and of its CA when it is one of the `puts` ([(SRC, DST)])
-    (fota.app.config.ca). -> also the CA's device path when the puts do not hold it (None
-    otherwise): the caller decides. Raises `error` with the agent's message."""
-    from fota.app import config
+    `path` (fota.app.config.validate; with the board `profile`, also its board adapter's check
+    of the config, as fota.app.boot runs it) and of its CA when it is one of the `puts`
+    ([(SRC, DST)]) (fota.app.config.ca). -> also the CA's device path when the puts do not hold
+    it (None otherwise): the caller decides. Raises `error` with the agent's message."""
+    from fota.app import boot, config
     from fota.core.errors import OTAError
 
     raw = read_config(path)
     try:
         cfg = config.validate(json.loads(raw))
+        if profile is not None:  # the adapter refuses what its board cannot do (no hardware)
+            adapter = dict(cfg)
+            for key in ("chip", "slot", "swap", "write_align"):
+                if key in profile:
+                    adapter.setdefault(key, profile[key])
+            boot.board(adapter)
     except OTAError as exc:
         raise error("%s: %s" % (path, exc.message)) from None
     ca = cfg.get("ca")
@@ -258,7 +265,7 @@ def read_file(image, path):
 def board_image(profile, config_path, puts=(), firmware=FIRMWARE):
     """(vfs offset, image bytes) for a board profile: the whole fsimage pipeline."""
     parsed = [parse_put(p) if isinstance(p, str) else p for p in puts]
-    config, _, missing_ca = check_config(config_path, parsed)
+    config, _, missing_ca = check_config(config_path, parsed, profile=profile)
     if missing_ca:
         raise FsImageError(
             "ota.json: ca: %s is not in the image: add it with --put CA.der:%s (make: PUT=)"
