@@ -13,8 +13,8 @@ deploy  checks the config with the agent's own start-up check (fota.app.config, 
         mpremote: /lib/fota/*.mpy, /boot.py, /main.py, the config as /ota.json, the board
         profile as /board.json and every --put file (e.g. a CA as /certs/ca.der); on an MCUboot
         board (nrf52840, nrf9160) all of them under /flash, where Zephyr mounts the file
-        system. --board and --config have no defaults. PORT is what `mpremote connect` takes: /dev/ttyUSB0, COM3,
-        socket://127.0.0.1:PORT.
+        system. --board and --config have no defaults. PORT is what `mpremote connect` takes:
+        /dev/ttyUSB0, COM3, socket://127.0.0.1:PORT.
 flash   erases the flash and writes a MicroPython OTA build (an ESP32_GENERIC-OTA firmware.bin
         from micropython.org) with esptool at the chip's bootloader offset. Everything on the
         board is erased, the file system too: run deploy afterwards. ESP32 boards only.
