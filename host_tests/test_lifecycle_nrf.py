@@ -169,3 +169,16 @@ def test_the_demo_tells_the_same_story_on_an_nrf_board():
              "demo: the board runs 2.0.0 and the cloud knows it"]  # fmt: skip
     positions = [out.find(line) for line in story]
     assert -1 not in positions and positions == sorted(positions), out
+
+
+@pytest.mark.parametrize("cloud", sorted(CLOUDS))
+def test_nrf_no_update_goes_idle(tmp_path, cloud):
+    board = NrfBoard(tmp_path, cloud)
+    board.publish(image=False)
+    events = board.boot()
+    assert _kinds(events)[-2:] == ["no_update", "idle"]
+    assert _boots(events) == [("1.0.0", "confirmed")]
+    expected = ["auth", "inform", "auth", "check"] if cloud == "aliyun" else ["check"]
+    assert [r["endpoint"] for r in board.log()] == expected
+    primary = board.primary()
+    assert primary["version"] == "1.0.0" and board.inspect()["slots"][1]["blank"]
