@@ -26,7 +26,8 @@ and collector block sizes, the reference for every memory figure, and x64, 64-bi
 3. Heap per module, on i386: every module of firmware/fota (found by walking it), imported from
    .mpy in a fresh process after the modules it imports, so that the gc.mem_alloc() delta is its
    own; sorted by size, their sum, all of them in one process, and the qstr pools then.
-4. The full update cycle on the virtual board, per cloud (--cycle; i386, and OneNET on x64 too):
+4. The full update cycle on the virtual board, per cloud (--cycle; i386, and OneNET on x64 and on
+   the virtual nRF52840 with a 300 KB MCUboot image too):
    that cloud's emulator (tools/emu) offers 2.0.0 to a virtual board (tools/vboard.py) running
    1.0.0 with the agent alone in main.py (agent.main()), as `make demo` does; the cycle passes
    when the board ends on 2.0.0 and the cloud got the success report. The smallest
@@ -69,6 +70,7 @@ import demo  # noqa: E402
 import emu  # noqa: E402
 import espidf  # noqa: E402
 import fsimage  # noqa: E402
+import mcuimage  # noqa: E402
 import nginx  # noqa: E402
 import runtimes  # noqa: E402
 
@@ -95,6 +97,10 @@ CYCLE_LO, CYCLE_HI = 8 * 1024, 256 * 1024
 CYCLE_MAX_TRIES = 12
 CYCLE_BOOT_TIMEOUT_S = 60
 CYCLE_X64 = ("onenet",)  # the clouds whose cycle also runs on x64
+# the clouds whose cycle also runs on the virtual nRF52840 (i386), with an MCUboot image of this
+# size (the profile's slots take up to 320 KB)
+CYCLE_NRF = ("onenet",)
+NRF_BOARD, NRF_IMAGE_SIZE = "nrf52840", 300_000
 KB = 1024
 
 
@@ -404,10 +410,10 @@ AGENT_MAIN = "from fota.app import agent\n\nagent.main()\n"
 class Cycle:
     """One cloud's emulator and a template board; attempt() boots a fresh copy of it."""
 
-    def __init__(self, cloud, runtime, image, work):
+    def __init__(self, cloud, runtime, image, work, board="esp32"):
         self.cloud = cloud
         self.runtime = runtime
-        self.work = work / ("%s-%s" % (cloud, runtime))
+        self.work = work / ("%s-%s-%s" % (cloud, runtime, board))
         self.work.mkdir()
         self.server = emu.start(cloud, image=str(image), version=demo.NEW)
         try:
@@ -418,7 +424,7 @@ class Cycle:
             # own loop would keep a board running after the agent stopped
             main = self.work / "main.py"
             main.write_text(AGENT_MAIN)
-            _vboard("create", self.template, "--board", "esp32", "--version", demo.OLD,
+            _vboard("create", self.template, "--board", board, "--version", demo.OLD,
                     "--config", cfg, "--put", "%s:/main.py" % main, "--force")  # fmt: skip
         except BaseException:
             self.server.stop()
@@ -461,10 +467,10 @@ def _idle_heap(events):
     return idle[-1]["heap"] - ready[-1]["alloc"]
 
 
-def _full_cycle(cloud, runtime, image, work):
-    """{heap, idle, tries, seconds} of one cloud on one runtime."""
+def _full_cycle(cloud, runtime, image, work, board="esp32"):
+    """{heap, idle, tries, seconds} of one cloud on one runtime and board."""
     t0 = time.monotonic()
-    cycle = Cycle(cloud, runtime, image, work)
+    cycle = Cycle(cloud, runtime, image, work, board)
     try:
         passed, idle, why = cycle.attempt(CYCLE_HI)
         if not passed:
@@ -590,7 +596,8 @@ def _tables(opts, rts, speeds, heaps, modules, cycles, seconds):
         "",
         "## The full update cycle on the virtual board",
         "",
-        "Each cloud's emulator offers %s (%d bytes) to a virtual board running %s, with the "
+        "Each cloud's emulator offers %s (%d bytes; on the nRF52840 an MCUboot image of %d "
+        "bytes) to a virtual board running %s, with the "
         "agent alone in its main.py (agent.main()): check, "
         "download, verify, activate, reset, confirm, report, idle. Full-cycle heap: the smallest "
         "`vboard.py boot --heap` (the app's free heap when boot.py starts) at which the board "
@@ -600,22 +607,30 @@ def _tables(opts, rts, speeds, heaps, modules, cycles, seconds):
         "one a little above fail), so the tries are listed: + passed, - failed. Idle heap: what "
         "the agent holds while idle between polls, in the first try: the idle event's heap "
         "figure minus the heap in use as boot.py started."
-        % (demo.NEW, CYCLE_IMAGE_SIZE, demo.OLD, demo.NEW, CYCLE_LO // KB, CYCLE_HI // KB),
+        % (
+            demo.NEW,
+            CYCLE_IMAGE_SIZE,
+            NRF_IMAGE_SIZE,
+            demo.OLD,
+            demo.NEW,
+            CYCLE_LO // KB,
+            CYCLE_HI // KB,
+        ),
         "",
-        "| cloud | runtime | full-cycle heap | idle heap | tries (KB) | time |",
-        "|---|---|---|---|---|---|",
+        "| cloud | board | runtime | full-cycle heap | idle heap | tries (KB) | time |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for (cloud, runtime), c in cycles.items():
+    for (cloud, runtime, board), c in cycles.items():
         idle = "n/a (the idle event has no heap figure)"
         if c["idle"] is not None:
             idle = "%.1f KB" % (c["idle"] / KB)
         tries = " ".join("%d%s" % (heap // KB, "+" if ok else "-") for heap, ok in c["tries"])
         out.append(
-            "| %s | %s | %s | %s | %s | %.0f s |"
-            % (cloud, LABELS[runtime], _kb(c["heap"]), idle, tries, c["seconds"])
+            "| %s | %s | %s | %s | %s | %s | %.0f s |"
+            % (cloud, board, LABELS[runtime], _kb(c["heap"]), idle, tries, c["seconds"])
         )
     if not cycles:
-        out.append("| (none: --cycle none) | | | | | |")
+        out.append("| (none: --cycle none) | | | | | | |")
     out += ["", "The whole run took %.0f s, the full-cycle bisections %.0f s of it." % seconds]
     return "\n".join(out) + "\n"
 
@@ -668,12 +683,18 @@ def main(argv=None) -> int:
             image.write_bytes(
                 espidf.make_app_image(demo.NEW, size=CYCLE_IMAGE_SIZE, project="fota-bench")
             )
+            nrf_image = work / ("fw-%s-mcuboot.bin" % demo.NEW)
+            mcuimage.build(nrf_image, demo.NEW, NRF_IMAGE_SIZE)
             t0 = time.monotonic()
             cycles = {}
             for cloud in clouds:
                 for runtime in RUNTIMES:
                     if runtime == REFERENCE or cloud in CYCLE_X64:
-                        cycles[(cloud, runtime)] = _full_cycle(cloud, runtime, image, work)
+                        key = (cloud, runtime, "esp32")
+                        cycles[key] = _full_cycle(cloud, runtime, image, work)
+                if cloud in CYCLE_NRF:
+                    key = (cloud, REFERENCE, NRF_BOARD)
+                    cycles[key] = _full_cycle(cloud, REFERENCE, nrf_image, work, NRF_BOARD)
             cycle_s = time.monotonic() - t0
             digests = bench_digest.run(1 if opts.quick else bench_digest.DEFAULT_ROUNDS, work)
     except KeyboardInterrupt:
