@@ -8,19 +8,14 @@ new image that dies before confirming (MCUboot reverts it, the failure is report
 in the middle of the download and one in the swap request (both resumed); no update (idle).
 """
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import mcuimage
 import pytest
-from test_lifecycle import CLOUDS, SECTIONS, _control, _done, _failure_reports, _kinds
+from test_lifecycle import CLOUDS, SECTIONS, Board, _done, _failure_reports, _kinds
 
 ROOT = Path(__file__).resolve().parent.parent
-VBOARD = ROOT / "tools" / "vboard.py"
-TIMEOUT_S = 90
 BOARD = "nrf52840"
 
 # boot.py of a 2.0.0 image that is broken: it dies before the agent can confirm it. After the
@@ -36,59 +31,13 @@ if _header[20] == 2:
 """
 
 
-class NrfBoard:
-    def __init__(self, tmp_path, cloud, puts=()):
-        env, section = CLOUDS[cloud]
-        self.base = os.environ[env]
-        self.cloud = cloud
-        self.dir = tmp_path / "board"
-        self.image = tmp_path / "fw-2.0.0.bin"
-        mcuimage.build(self.image, "2.0.0", 150_000)
-        # no wifi section: on Zephyr the application brings the network up
-        cfg = {"cloud": cloud, "server": self.base, "allow_http": True, "poll_s": 3600,
-               "progress_step": 20, "window": 32768, "journal_blocks": 4,
-               section: SECTIONS[cloud]}  # fmt: skip
-        cfg_path = tmp_path / "ota.json"
-        cfg_path.write_text(json.dumps(cfg))
-        cmd = [sys.executable, str(VBOARD), "create", str(self.dir), "--board", BOARD,
-               "--version", "1.0.0", "--config", str(cfg_path)]  # fmt: skip
-        for src, dst in puts:
-            cmd += ["--put", "%s:%s" % (src, dst)]
-        made = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-        assert made.returncode == 0, made.stderr
-        self.output = ""
+def _nrf_board(tmp_path, cloud, puts=()):
+    return Board(tmp_path, cloud, puts, board=BOARD)
 
-    def publish(self, image=True):
-        body = {"image": str(self.image) if image else None, "version": "2.0.0"}
-        return _control(self.base, "reset", body)
 
-    def boot(self, *extra, status=0):
-        proc = subprocess.run(
-            [sys.executable, str(VBOARD), "boot", str(self.dir), "--timeout", "60", *extra],
-            capture_output=True, text=True, timeout=TIMEOUT_S,
-        )  # fmt: skip
-        assert proc.returncode == status, proc.stdout[-3000:] + proc.stderr[-3000:]
-        self.output += proc.stdout + proc.stderr
-        events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-        for e in events:
-            assert e["event"] not in ("crash", "error") or e.get("stage") != "start", e
-        return events
-
-    def inspect(self):
-        out = subprocess.run([sys.executable, str(VBOARD), "inspect", str(self.dir)],
-                             capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
-
-    def primary(self):
-        """image-0 as inspect sees it: version, hash verdict, trailer."""
-        return self.inspect()["slots"][0]
-
-    def log(self):
-        return _control(self.base, "log")
-
-    def state(self):
-        return _control(self.base, "state")
+def _primary(board):
+    """image-0 as inspect sees it: version, hash verdict, trailer."""
+    return board.inspect()["slots"][0]
 
 
 def _boots(events):
@@ -97,7 +46,7 @@ def _boots(events):
 
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
 def test_nrf_update_swap_confirm_and_report(tmp_path, cloud):
-    board = NrfBoard(tmp_path, cloud)
+    board = _nrf_board(tmp_path, cloud)
     board.publish()
     events = board.boot()
     kinds = _kinds(events)
@@ -106,7 +55,7 @@ def test_nrf_update_swap_confirm_and_report(tmp_path, cloud):
     positions = [kinds.index(k) for k in order]
     assert positions == sorted(positions), kinds
     assert _boots(events) == [("1.0.0", "confirmed"), ("2.0.0", "unconfirmed")]
-    primary = board.primary()
+    primary = _primary(board)
     assert primary["version"] == "2.0.0" and primary["sha256_ok"]
     assert primary["trailer"]["image_ok"] == "set"  # the agent confirmed it in MCUboot's trailer
     assert _done(cloud, board.state())
@@ -123,13 +72,13 @@ def test_nrf_update_swap_confirm_and_report(tmp_path, cloud):
 def test_nrf_new_image_that_dies_before_confirming_is_reverted_and_reported(tmp_path, cloud):
     broken = tmp_path / "boot.py"
     broken.write_text(BROKEN_NEW_IMAGE)
-    board = NrfBoard(tmp_path, cloud, puts=[(broken, "/boot.py")])
+    board = _nrf_board(tmp_path, cloud, puts=[(broken, "/boot.py")])
     board.publish()
     events = board.boot()
     kinds = _kinds(events)
     assert kinds.index("swap") < kinds.index("crash") < kinds.index("revert"), kinds
     assert kinds.index("revert") < kinds.index("rolled_back"), kinds
-    assert board.primary()["version"] == "1.0.0"
+    assert _primary(board)["version"] == "1.0.0"
     failures = _failure_reports(cloud, board.log())
     expected = {"sagoo": ["-1"], "aliyun": ["-1"], "mxchip": []}  # MXCHIP has no failure report
     assert failures == expected.get(cloud, [206]), failures
@@ -143,7 +92,7 @@ def test_nrf_new_image_that_dies_before_confirming_is_reverted_and_reported(tmp_
 
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
 def test_nrf_power_cut_during_the_download_resumes_after_the_reboot(tmp_path, cloud):
-    board = NrfBoard(tmp_path, cloud)
+    board = _nrf_board(tmp_path, cloud)
     board.publish()
     # 150 kB = 37 blocks of 4 KiB, an erase and a program each: cut in the middle of the image
     events = board.boot("--power-cut-after-writes", "40")
@@ -152,7 +101,7 @@ def test_nrf_power_cut_during_the_download_resumes_after_the_reboot(tmp_path, cl
     resumed = [e for e in events if e["event"] == "resume"]
     assert resumed and resumed[0]["offset"] > 0, kinds
     assert kinds.index("power_cut") < kinds.index("resume") < kinds.index("activated")
-    assert "confirmed" in kinds and board.primary()["version"] == "2.0.0"
+    assert "confirmed" in kinds and _primary(board)["version"] == "2.0.0"
     assert _done(cloud, board.state())
 
 
@@ -173,12 +122,12 @@ def test_the_demo_tells_the_same_story_on_an_nrf_board():
 
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
 def test_nrf_no_update_goes_idle(tmp_path, cloud):
-    board = NrfBoard(tmp_path, cloud)
+    board = _nrf_board(tmp_path, cloud)
     board.publish(image=False)
     events = board.boot()
     assert _kinds(events)[-2:] == ["no_update", "idle"]
     assert _boots(events) == [("1.0.0", "confirmed")]
     expected = ["auth", "inform", "auth", "check"] if cloud == "aliyun" else ["check"]
     assert [r["endpoint"] for r in board.log()] == expected
-    primary = board.primary()
+    primary = _primary(board)
     assert primary["version"] == "1.0.0" and board.inspect()["slots"][1]["blank"]
