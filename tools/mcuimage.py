@@ -172,6 +172,23 @@ def build(out, version, size, *, header_size=DEFAULT_HEADER, slot_size=DEFAULT_S
     return image
 
 
+def public_key(key_path):
+    """The public half of a PEM key file (private or public); McuImageError naming the file."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        pem = Path(key_path).read_bytes()
+    except OSError as exc:
+        raise McuImageError("cannot read %s: %s" % (key_path, exc.strerror or exc)) from None
+    try:
+        return serialization.load_pem_private_key(pem, None).public_key()
+    except (ValueError, TypeError):
+        try:
+            return serialization.load_pem_public_key(pem)
+        except ValueError:
+            raise McuImageError("%s is not a PEM key" % key_path) from None
+
+
 def signature(data, image, key_path):
     """ "good", "bad" or "unsigned": the image's signature TLV checked with the public half of
     key_path (a PEM private or public key), as MCUboot checks it: ECDSA P-256 over the hashed
@@ -180,17 +197,7 @@ def signature(data, image, key_path):
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    try:
-        pem = Path(key_path).read_bytes()
-    except OSError as exc:
-        raise McuImageError("cannot read %s: %s" % (key_path, exc.strerror or exc)) from None
-    try:
-        key = serialization.load_pem_private_key(pem, None).public_key()
-    except (ValueError, TypeError):
-        try:
-            key = serialization.load_pem_public_key(pem)
-        except ValueError:
-            raise McuImageError("%s is not a PEM key" % key_path) from None
+    key = public_key(key_path)
     der = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -100,16 +100,9 @@ def _public_key(path):
     from cryptography.hazmat.primitives import serialization
 
     try:
-        pem = Path(path).read_bytes()
-    except OSError as exc:
-        raise VBoardError("--key %s: %s" % (path, exc.strerror or exc)) from None
-    try:
-        key = serialization.load_pem_private_key(pem, None).public_key()
-    except (ValueError, TypeError):
-        try:
-            key = serialization.load_pem_public_key(pem)
-        except ValueError:
-            raise VBoardError("--key %s is not a PEM key" % path) from None
+        key = mcuimage.public_key(path)
+    except mcuimage.McuImageError as exc:
+        raise VBoardError("--key %s" % exc) from None
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
