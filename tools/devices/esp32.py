@@ -12,6 +12,8 @@
 # and are not part of the device API; firmware code is type-checked against the real stubs.
 # FOTA_POWER_CUT=K (virtual board): the K-th flash erase or program of this process is torn
 # half-way and the process dies, as in a power failure (espflash.Flash.cut_after).
+# FOTA_WRITE_TRACE=PATH (virtual board): every erase and program is appended to the binary write
+# log at PATH (espflash.Flash.trace; tools/vboard_writes.py reads it).
 
 import errno
 import os
@@ -27,6 +29,9 @@ class _Board:
         cut = os.getenv("FOTA_POWER_CUT")  # the virtual board's power cut: see espflash.Flash
         if cut:
             self.flash.cut_after = int(cut)
+        trace = os.getenv("FOTA_WRITE_TRACE")  # opened now: later the host's files are gone
+        if trace:
+            self.flash.trace = open(trace, "ab")
         self.chip_id = espflash.CHIP_IDS[chip]
         self.parts = espflash.partitions(self.flash)
         if running is None:
@@ -48,6 +53,8 @@ def attach(path, chip="esp32", running=None):
 def detach():
     global _board
     if _board is not None:
+        if _board.flash.trace is not None:
+            _board.flash.trace.close()
         _board.flash.close()
         _board = None
 

@@ -62,6 +62,8 @@ _OTA_ENTRY = const("<I20sII")
 # Flash's scratch buffers: sector-sized work goes through them in pieces, so that the emulated
 # chip keeps only 512 bytes of buffers on the heap (a syscall more per piece costs nothing here).
 _CHUNK = const(256)
+# One record of the write log (Flash.trace): operation (1 erase, 2 program), address, size.
+_TRACE_RECORD = "<III"
 
 
 def esp_error(code, detail=None):
@@ -251,6 +253,12 @@ class Flash:
         # non-zero, counts down at every erase and every program; the operation that brings it to
         # zero lands only half-way and the process dies at once. 0: off.
         self.cut_after = 0
+        # Write log (the virtual board's FOTA_WRITE_TRACE, opened by the esp32 shim): a binary
+        # file with one record per erase and per program (_TRACE_RECORD: 1 erase / 2 program,
+        # address, size), written before the operation, so that the last record of a boot the
+        # power cut ended is the operation it hit. None: off.
+        self.trace = None
+        self._record = bytearray(12)
         # MicroPython's unix files are unbuffered and its flush() is an fsync (150 us a call),
         # so only CPython's buffered files are flushed, for other handles on the same file.
         self._f = open(path, "r+b")
@@ -280,6 +288,8 @@ class Flash:
         simple writeblocks form), so the 0xFF bytes need not reach the file first."""
         if addr % SECTOR or size % SECTOR or addr + size > self.size:
             raise esp_error(ESP_ERR_INVALID_ARG, "erase not sector-aligned")
+        if self.trace is not None:
+            self._log(1, addr, size)
         if self.cut_after:
             self.cut_after -= 1
             if not self.cut_after:
@@ -320,6 +330,8 @@ class Flash:
                 if old[i] & buf[done + i] != buf[done + i]:
                     raise esp_error(ESP_FAIL, "write to non-erased flash")
             done += k
+        if self.trace is not None:
+            self._log(2, addr, n)
         if self.cut_after:
             self.cut_after -= 1
             if not self.cut_after:
@@ -328,6 +340,13 @@ class Flash:
         f.write(buf)
         if self._flush:
             f.flush()
+
+    def _log(self, op, addr, n):
+        # one record, from the preallocated buffer: the log costs the board's heap nothing
+        struct.pack_into(_TRACE_RECORD, self._record, 0, op, addr, n)
+        self.trace.write(self._record)
+        if self._flush:
+            self.trace.flush()
 
     def _cut(self, addr, data, erased=False, size=0):
         """The operation the power cut hits: its first half reaches the flash, then power_cut().
