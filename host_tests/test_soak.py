@@ -204,3 +204,20 @@ def test_the_checker_measures_the_refetch_after_a_power_cut_from_the_flash():
     assert soak_check.power_refetch(rec["runs"], 4096) == 8192
     later[2]["offset"] = 24576
     assert soak_check.power_refetch(rec["runs"], 4096) == 0
+
+
+def test_a_redirect_in_the_middle_of_a_download_is_followed_on_the_boards_heap(tmp_path):
+    # Found by the soak (seed 3280387012): on MXCHIP, the board's 64 KB ran out when the first
+    # redirect came in the middle of the download, so a server that redirects (a CDN) failed
+    # the update with no_memory at every poll.
+    scn = {"seed": 1, "cloud": "mxchip", "board": "esp32", "fault": "redirect-loop",
+           "times": 1, "skip": 2, "cut": None}  # fmt: skip
+    worker = soak.Worker(tmp_path, "i386")
+    try:
+        rec = worker.scenario(scn)
+    finally:
+        worker.close()
+    events = rec["runs"][0]["events"]
+    assert rec["facts"]["faults"] == 1
+    assert [e for e in events if e["event"] in ("failed", "error")] == []
+    assert rec["violations"] == [] and rec["facts"]["outcome"] == "completed"

@@ -146,6 +146,7 @@ _CODE = const(
         "fota.core.journal",
         "fota.core.store",
         "fota.transport.http",
+        "fota.transport.redirect",  # a server may redirect any request of the download
         "fota.slots.esp32slot",
     )
 )
