@@ -48,6 +48,8 @@ class WriteLog:
         self.parts = parts
         self.path = Path(folder) / "writes.bin"
         self.out = None if out is None else Path(out)
+        if self.out is not None:
+            self.out.touch()  # there even when no boot writes anything
         self.last = {}  # the last operation of the boot collected last
 
     def env(self, wanted):
