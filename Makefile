@@ -25,7 +25,7 @@ help:
 	@echo "                (installs nginx with apt-get when missing and run as root; else prints the command)"
 	@echo "  make demo     a full OTA on the virtual board against a local cloud emulator [CLOUD=]"
 	@echo "  make bench    throughput and heap on both MicroPython builds: engine, modules, full cycle per cloud"
-	@echo "  make soak     N randomized scenarios (faults, power cuts, clouds), checked; writes docs/soak.md [N= SEED= JOBS=]"
+	@echo "  make soak     N randomized scenarios (faults, power cuts, clouds), checked; writes tools/soak_results.md [N= SEED= JOBS=]"
 	@echo "  make lint     ruff check and ruff format --check"
 	@echo "  make typecheck  pyright on firmware/ against the ESP32 stubs"
 	@echo "  make mpy      compile the agent to .mpy files in $(BUILD)/mpy"
@@ -111,7 +111,7 @@ demo: $(READY) $(I386)
 	$(BIN)/python tools/demo.py --cloud $(CLOUD)
 
 # N randomized update scenarios on the virtual board (tools/soak.py), each checked for the
-# invariants; the table goes to docs/soak.md. Exit status 1 on any violation (seeds listed).
+# invariants; the table goes to tools/soak_results.md. Exit status 1 on any violation (seeds listed).
 N ?= 1000
 SEED ?= 1
 JOBS ?=
