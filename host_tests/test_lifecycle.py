@@ -277,3 +277,24 @@ def test_the_agent_as_an_asyncio_task_updates_confirms_and_reports(tmp_path, clo
     positions = [kinds.index(k) for k in order]
     assert positions == sorted(positions), kinds
     assert _booted_version(board) == "2.0.0" and _done(cloud, board.state())
+
+
+@pytest.mark.parametrize("cloud", sorted(CLOUDS))
+def test_an_unhealthy_new_image_is_never_reported_as_a_success(tmp_path, cloud):
+    # Found by the soak (seed 194940237): the health check asked the cloud with the new
+    # version, which for Sagoo is the success report itself, before the image was confirmed;
+    # an image that then failed (here the application's own check) was rolled back after the
+    # cloud had completed the update, and its failure came after the success.
+    unhealthy = tmp_path / "main.py"
+    source = (ROOT / "firmware" / "main.py").read_text()
+    unhealthy.write_text(source.replace("    return True\n", "    return False\n", 1))
+    board = Board(tmp_path, cloud, puts=[(unhealthy, "/main.py")])
+    board.publish()
+    events = board.boot()
+    kinds = _kinds(events)
+    assert "unhealthy" in kinds and "rolled_back" in kinds and "confirmed" not in kinds, kinds
+    assert _booted_version(board) == "1.0.0"
+    assert not _done(cloud, board.state())
+    checks = [r["query"] for r in board.log() if r["endpoint"] == "check"]
+    assert all(q.get("version", "1.0.0") == "1.0.0" for q in checks), checks
+    assert all(q.get("wifi_version", "1.0.0") == "1.0.0" for q in checks), checks
