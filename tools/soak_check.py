@@ -168,11 +168,12 @@ def report_violations(cloud, seq, old, new, runs_new, resend_ok=False):
     successes = 0
     for i, item in enumerate(seq):
         kind = item[0]
+        # the success signal: OneNET's 201; Sagoo's check with the new version; Aliyun's and
+        # MXCHIP's version report (an MXCHIP check names the version but records nothing)
         success = kind == "succeeded" or (
-            cloud in ("sagoo", "aliyun", "mxchip")
-            and kind in ("check", "version")
-            and item[1] == new
-            and not succeeded
+            not succeeded
+            and item[1:] == (new,)
+            and (kind, cloud) in (("check", "sagoo"), ("version", "aliyun"), ("version", "mxchip"))
         )
         if kind == "malformed":
             bad.append("report %d: malformed step %r" % (i, item[1]))
