@@ -49,6 +49,7 @@ def good_record():
     events = [
         _boot(1, "ota_0", "1.0.0", "VALID"),
         {"event": "start", "boot": 1, "version": "2.0.0"},
+        {"event": "retry", "boot": 1, "offset": 8192},
         {"event": "verified", "boot": 1, "version": "2.0.0"},
         {"event": "activated", "boot": 1, "version": "2.0.0"},
         _boot(2, "ota_1", "2.0.0", "PENDING_VERIFY"),
@@ -80,7 +81,7 @@ def good_record():
     log += [req("check"), req("progress", json={"step": 201})]
     log += [req("version", json={"f_version": "2.0.0"}), req("check")]
     downloads = [
-        {"range": "bytes=0-16383", "status": 206, "sent": 9000, "fault": "reset at 9000"},
+        {"range": "bytes=0-16383", "status": 206, "sent": 9000, "fault": "closed at 9000"},
         {"range": "bytes=8192-24575", "status": 206, "sent": 16384, "fault": None},
         {"range": "bytes=24576-39999", "status": 206, "sent": 15424, "fault": None},
     ]
@@ -94,7 +95,7 @@ def good_record():
         "old": "1.0.0",
         "new": "2.0.0",
         "sha256": SHA_NEW,
-        "fault": "reset-at=9000",
+        "fault": "truncate-at=9000",
         "chunk": 4096,
         "block": 4096,
         "journal_blocks": 1,
@@ -175,7 +176,7 @@ def test_a_resent_outcome_is_allowed_only_after_a_power_cut_past_the_outcome():
     assert any("success reported twice" in v for v in _violations(rec))
     cut = copy.deepcopy(rec)
     events = cut["runs"][0]["events"]
-    events.insert(6, {"event": "power_cut", "boot": 2, "after_writes": 11})
+    events.insert(7, {"event": "power_cut", "boot": 2, "after_writes": 11})
     bad, facts = soak_check.check(cut)
     assert bad == [] and facts["resent"] == 1
 
@@ -184,8 +185,14 @@ def test_the_checker_catches_a_refetch_of_more_than_one_chunk():
     rec = good_record()
     rec["downloads"][1]["range"] = "bytes=0-16383"  # from 0: a new download, not a re-fetch
     assert _violations(rec) == []
-    rec["downloads"][1]["range"] = "bytes=4000-20383"  # 5000 bytes the reset answer had sent
-    assert any("re-fetched 5000 bytes after a network fault" in v for v in _violations(rec))
+    rec["downloads"][1]["range"] = "bytes=4000-20383"  # 5000 bytes the answer had sent
+    assert _violations(rec) == []  # not where the agent said it goes on: another interruption
+    rec["runs"][0]["events"][2]["offset"] = 4000
+    bad = _violations(rec)
+    assert any("re-fetched 5000 bytes after an interrupted answer" in v for v in bad), bad
+    rec["downloads"][0]["fault"] = "reset at 9000"  # the board's TCP may have dropped them
+    bad, facts = soak_check.check(rec)
+    assert bad == [] and (facts["refetch_network"], facts["refetch_reset"]) == (0, 5000)
 
 
 def test_the_checker_measures_the_refetch_after_a_power_cut_from_the_flash():

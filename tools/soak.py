@@ -20,8 +20,10 @@ The checks (tools/soak_check.py) after each scenario:
     while the faults were on, with a reason that fault can cause (the clouds close the task on
     a failure report; a corrupted image fails its digest and the offer is given up), or a power
     cut before the new image was confirmed (the bootloader goes back; the rollback is reported);
-  - re-fetch: after a network interruption, the bytes the server had sent in the interrupted
-    answer that the next request asks for again, at most one chunk; after a power cut, the
+  - re-fetch: after a network interruption the agent noticed (a `retry`), the bytes the server
+    had sent in the interrupted answer that the next request asks for again, at most one chunk
+    (after a TCP reset it is only measured: the board's TCP stack may drop what had arrived
+    unread, bytes the agent never had); after a power cut, the
     bytes the board had programmed into the new slot that it downloads again, at most one
     journal commit (journal_blocks blocks);
   - the cloud saw a consistent report sequence: no success without the new version, no
@@ -370,9 +372,15 @@ def summarize(recs, seconds, jobs, seed):
         ("bricked boards", "%d" % sum(1 for f in facts if f["bricked"])),
         ("boots of unverified images", "%d" % sum(f["unverified_boots"] for f in facts)),
         (
-            "largest re-fetch after a network fault",
+            "largest re-fetch after an answer truncated, stalled or dripped",
             "%d bytes (bound: one chunk, %d)"
             % (max([f["refetch_network"] for f in facts] or [0]), CHUNK),
+        ),
+        (
+            "largest re-fetch after a TCP reset, counting what the board's TCP stack dropped "
+            "with the reset",
+            "%d bytes (not bounded: the board never had them)"
+            % max([f["refetch_reset"] for f in facts] or [0]),
         ),
         (
             "largest re-fetch after a power cut",

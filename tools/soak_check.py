@@ -237,24 +237,29 @@ def _overlap(intervals, a, b):
     return total
 
 
-def network_refetch(downloads):
-    """Per network interruption (an image answer the proxy cut short, stalled or dripped): the
-    bytes of that answer the server had sent which the next image request asks for again.
-    -> the largest, in bytes. A request from byte 0 starts a new download (the previous one was
-    given up) and is not a re-fetch; an interruption by a power cut is power_refetch()'s."""
-    worst = 0
-    previous = None  # (start, end) of the bytes the interrupted answer sent
+def network_refetch(downloads, events):
+    """Per network interruption the agent noticed (a `retry` event: it goes on from `offset`,
+    the bytes it holds): the bytes the server had sent in the interrupted answer that the next
+    request asks for again. -> (largest after an answer truncated, stalled or dripped,
+    largest after a TCP reset). After a reset the count includes what the board's TCP stack
+    dropped with the reset before the agent could read it (the server sent it, the board never
+    had it), so only the first is bounded by a chunk. An answer cut short by a power cut has
+    no retry event: power_refetch() counts those."""
+    resumes = {e["offset"] for e in events if e.get("event") == "retry" and "offset" in e}
+    worst = [0, 0]
+    previous = None  # (start, end, reset?) of the bytes the interrupted answer sent
     for d in downloads:
         span = _span(d.get("range"), d.get("size"))
         if span is None or d.get("status") not in (200, 206):
             continue
         a, b = span
-        if previous is not None and a > 0:
-            worst = max(worst, _overlap([previous], a, b))
+        if previous is not None and a in resumes:
+            i = 1 if previous[2] else 0
+            worst[i] = max(worst[i], _overlap([previous[:2]], a, b))
         previous = None
         if d.get("fault") and d.get("sent") is not None and d["sent"] < b - a:
-            previous = (a, a + d["sent"])
-    return worst
+            previous = (a, a + d["sent"], str(d["fault"]).startswith("reset"))
+    return tuple(worst)
 
 
 def power_refetch(runs, block):
@@ -405,11 +410,11 @@ def check(rec):
             bad.append("%s, but the cloud got no failure report" % outcome)
 
     # bytes fetched again per interruption
-    facts["refetch_network"] = network_refetch(rec["downloads"])
+    facts["refetch_network"], facts["refetch_reset"] = network_refetch(rec["downloads"], events)
     facts["refetch_power"] = power_refetch(runs, rec["block"])
     if facts["refetch_network"] > rec["chunk"]:
         bad.append(
-            "re-fetched %d bytes after a network fault (chunk %d)"
+            "re-fetched %d bytes after an interrupted answer (chunk %d)"
             % (facts["refetch_network"], rec["chunk"])
         )
     if (facts["refetch_power"] or 0) > rec["block"] * rec["journal_blocks"]:
