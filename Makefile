@@ -44,7 +44,9 @@ help:
 	@echo "  REPLACE_BOARD=1     deploy: replace a /board.json that names another board"
 	@echo "  FIRMWARE=fw.bin     flash: the MicroPython OTA build to write"
 	@echo "  CLOUD=onenet        demo: onenet, onenet-fuse, sagoo, aliyun or mxchip"
-	@echo "  N=1000 SEED=1 JOBS=  soak: scenarios, the run's seed, parallel jobs (default: the CPU count)"
+	@echo "  N=1000              soak: how many scenarios"
+	@echo "  SEED=1              soak: the run's seed (the same seed, the same scenarios)"
+	@echo "  JOBS=2              soak: scenarios run in parallel (default: the CPU count)"
 	@echo "  FOTA_RUNTIMES=x64,i386  the MicroPython builds the tests and the bench run on (now: $(FOTA_RUNTIMES))"
 	@echo "  PYTHON=python3      the Python that creates $(VENV)"
 
