@@ -17,7 +17,7 @@ I386 := $(if $(findstring i386,$(FOTA_RUNTIMES)),$(VENV)/i386/.ready)
 FIRMWARE_PY := $(shell find firmware -name '*.py' -not -name manifest.py | sort)
 MPY := $(patsubst firmware/%.py,$(BUILD)/mpy/%.mpy,$(FIRMWARE_PY))
 
-.PHONY: help setup test lint typecheck mpy pytest demo bench clean package-json mip
+.PHONY: help setup test lint typecheck mpy pytest demo bench soak clean package-json mip
 
 help:
 	@echo "targets:"
@@ -25,6 +25,7 @@ help:
 	@echo "                (installs nginx with apt-get when missing and run as root; else prints the command)"
 	@echo "  make demo     a full OTA on the virtual board against a local cloud emulator [CLOUD= BOARD=]"
 	@echo "  make bench    throughput and heap on both MicroPython builds: engine, modules, full cycle per cloud"
+	@echo "  make soak     N randomized scenarios (faults, power cuts, clouds), checked; writes tools/soak_results.md [N= SEED= JOBS=]"
 	@echo "  make lint     ruff check and ruff format --check"
 	@echo "  make typecheck  pyright on firmware/ against the ESP32 stubs"
 	@echo "  make mpy      compile the agent to .mpy files in $(BUILD)/mpy"
@@ -44,6 +45,9 @@ help:
 	@echo "  REPLACE_BOARD=1     deploy: replace a /board.json that names another board"
 	@echo "  FIRMWARE=fw.bin     flash: the MicroPython OTA build to write"
 	@echo "  CLOUD=onenet        demo: onenet, onenet-fuse, sagoo, aliyun or mxchip"
+	@echo "  N=1000              soak: how many scenarios"
+	@echo "  SEED=1              soak: the run's seed (the same seed, the same scenarios)"
+	@echo "  JOBS=2              soak: scenarios run in parallel (default: the CPU count)"
 	@echo "  FOTA_RUNTIMES=x64,i386  the MicroPython builds the tests and the bench run on (now: $(FOTA_RUNTIMES))"
 	@echo "  PYTHON=python3      the Python that creates $(VENV)"
 
@@ -108,6 +112,14 @@ bench: $(READY) $(I386) sysdeps
 CLOUD ?= onenet
 demo: $(READY) $(I386)
 	$(BIN)/python tools/demo.py --cloud $(CLOUD) $(if $(BOARD),--board $(BOARD))
+
+# N randomized update scenarios on the virtual board (tools/soak.py), each checked for the
+# invariants; the table goes to tools/soak_results.md. Exit status 1 on any violation (seeds listed).
+N ?= 1000
+SEED ?= 1
+JOBS ?=
+soak: $(READY) $(I386)
+	$(BIN)/python tools/soak.py -n $(N) --seed $(SEED) $(if $(JOBS),-j $(JOBS))
 
 # A real board: PORT is what `mpremote connect` takes (/dev/ttyUSB0, socket://127.0.0.1:PORT).
 PORT ?=

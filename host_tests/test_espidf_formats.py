@@ -93,3 +93,21 @@ def test_partition_table_layout_matches_the_esp_idf_binary_format():
     corrupt[40] ^= 1
     with pytest.raises(ValueError, match="MD5"):
         espidf.parse_partition_table(bytes(corrupt))
+
+
+def test_the_stand_ins_private_constants_are_espidfs():
+    # espflash.py and the esp32 stand-in keep ESP-IDF's values as private const()s (no name on
+    # the virtual board's heap); on CPython those names exist, and must equal espidf's
+    import esp32
+    import espflash
+
+    for module in (espflash, esp32):
+        private = {
+            n[1:]: v for n, v in vars(module).items() if n.startswith("_") and n[1:].isupper()
+        }
+        shared = {
+            n: v for n, v in private.items() if hasattr(espidf, n) or hasattr(espidf, "_" + n)
+        }
+        assert len(shared) >= 10, (module.__name__, sorted(private))
+        for name, value in shared.items():
+            assert getattr(espidf, name, getattr(espidf, "_" + name, None)) == value, name

@@ -20,7 +20,7 @@ from dual import fails
 
 from fota.core.errors import CONFIG, DOWNLOAD, PROTOCOL, TIMEOUT, OTAError
 from fota.transport import http, url
-from fota.transport.redirect import resolve
+from fota.transport.url import resolve
 
 RUN_ON_MICROPYTHON = True
 MICROPYTHON_HEAP = "256k"

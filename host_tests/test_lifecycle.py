@@ -359,3 +359,24 @@ def test_the_application_task_runs_between_the_windows_of_a_download(tmp_path, f
     assert len([k for k in kinds[start:verified] if k == "progress"]) >= 3, kinds
     assert sum(e["after"] == "progress" for e in during) >= 3, kinds
     assert _booted_version(board) == "2.0.0" and _done("onenet", board.state())
+
+
+@pytest.mark.parametrize("cloud", sorted(CLOUDS))
+def test_an_unhealthy_new_image_is_never_reported_as_a_success(tmp_path, cloud):
+    # Found by the soak (seed 194940237): the health check asked the cloud with the new
+    # version, which for Sagoo is the success report itself, before the image was confirmed;
+    # an image that then failed (here the application's own check) was rolled back after the
+    # cloud had completed the update, and its failure came after the success.
+    unhealthy = tmp_path / "main.py"
+    source = (ROOT / "firmware" / "main.py").read_text()
+    unhealthy.write_text(source.replace("    return True\n", "    return False\n", 1))
+    board = Board(tmp_path, cloud, puts=[(unhealthy, "/main.py")])
+    board.publish()
+    events = board.boot()
+    kinds = _kinds(events)
+    assert "unhealthy" in kinds and "rolled_back" in kinds and "confirmed" not in kinds, kinds
+    assert _booted_version(board) == "1.0.0"
+    assert not _done(cloud, board.state())
+    checks = [r["query"] for r in board.log() if r["endpoint"] == "check"]
+    assert all(q.get("version", "1.0.0") == "1.0.0" for q in checks), checks
+    assert all(q.get("wifi_version", "1.0.0") == "1.0.0" for q in checks), checks

@@ -324,7 +324,9 @@ def test_a_power_cut_tears_the_flash_write_and_the_board_boots_again(make_board)
     board = make_board(main)
     events = boot(board, "--boots", "1", "--power-cut-after-writes", "4")
     assert kinds(events) == ["boot", "writing", "power_cut", "reset", "stop"]
-    assert events[2] == {"event": "power_cut", "boot": 1, "after_writes": 4}
+    # the event names the operation the cut hit: the program of block 1 of ota_1
+    assert events[2] == {"event": "power_cut", "boot": 1, "after_writes": 4, "op": "program",
+                         "label": "ota_1", "offset": 4096, "size": 4096}  # fmt: skip
     assert events[3]["cause"] == "power_on"
     flash = (board / "flash.bin").read_bytes()
     ota1 = boards.partition(boards.load("esp32"), "ota_1")[0]

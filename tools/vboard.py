@@ -6,7 +6,7 @@ usage:
                        [--image APP.bin] [--force] [--key KEY.pem (MCUboot boards)]
   vboard.py boot DIR [--boots N] [--heap 64k] [--timeout S] [--runtime i386|x64]
                      [--power-cut-after-writes K [--power-cut-boot B]] [--repl PORT]
-                     [--ready-event]
+                     [--ready-event] [--trace-writes FILE]
   vboard.py repl DIR [--boots N] [--heap 64k] [--timeout S] [--runtime i386|x64]
   vboard.py inspect DIR
   vboard.py write-flash DIR ADDRESS FILE
@@ -19,7 +19,8 @@ last). `boot` prints one JSON object per line on stdout:
   {"event": "rollback", "boot": n, "from", "to", "reason": "unconfirmed" | "invalid image"}
   {"event": "reset", "boot": n, "cause": "soft" | "deepsleep" | "watchdog" | "power_on"}
   {"event": "crash", "boot": n, "exit": status, "stderr": [last lines]}  (then a watchdog reset)
-  {"event": "power_cut", "boot": n, "after_writes": K}                   (then a power-on boot)
+  {"event": "power_cut", "boot": n, "after_writes": K, "op": "erase" | "program", "label",
+      "offset", "size"}    the operation the cut hit (offset in the partition); then power-on
   {"event": "log", "boot": n, "line": "..."[, "stream": "stderr" | "vboard"]}  (other output)
   {"event": "halt", "boot": n}             main.py returned: the board sits at its REPL; stop
   {"event": "timeout", "boot": n, "seconds": S}                          stop
@@ -42,6 +43,10 @@ modules; the app gets the board's heap budget (--heap) free when boot.py starts.
 --power-cut-after-writes K: the K-th flash erase or program of boot B (counted in the esp32 shim,
 the file system's writes included, since the vfs sits on esp32.Partition as on a board) lands
 half-way and the process is killed; the board then boots again from power-on.
+--trace-writes FILE appends one JSON line per flash erase/program of every boot to FILE
+(tools/vboard_writes.py: boot, write number K, op, partition label, offset, size): how to find
+the K of a phase (the download's ota_1 writes, the journal's and state file's vfs writes, the
+activation's and confirmation's otadata writes).
 --repl PORT and `repl` serve the board's console to mpremote (tools/vboard_repl.py): on
 socket://127.0.0.1:PORT, or on a pty that `mpremote connect /dev/pts/N repl` drives like a USB
 cable; machine.reset() boots the board again with the client still connected.
@@ -130,6 +135,11 @@ def _parser():
         help="the boot the power cut hits (default 1)",
     )
     p.add_argument(
+        "--trace-writes",
+        metavar="FILE",
+        help="append every flash erase/program (boot, K, partition, offset) to FILE as JSON",
+    )
+    p.add_argument(
         "--repl",
         type=int,
         metavar="PORT",
@@ -160,7 +170,13 @@ def _parser():
     )
     p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default none)")
     # `boot`'s options that a console session does not take
-    p.set_defaults(repl="pty", power_cut_after_writes=None, power_cut_boot=1, ready_event=False)
+    p.set_defaults(
+        repl="pty",
+        power_cut_after_writes=None,
+        power_cut_boot=1,
+        ready_event=False,
+        trace_writes=None,
+    )
     p = sub.add_parser("inspect", help="JSON: slots, versions, otadata states, vfs files")
     p.add_argument("dir", metavar="DIR")
     p = sub.add_parser("write-flash", help="write FILE at ADDRESS, like esptool write-flash")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import fsimage
 import runtimes
+import vboard_writes
 from vboard_board import DEVICES, Board, BoardBroken, VBoardError, entry_state, slot_version
 
 import boards
@@ -121,6 +122,7 @@ class BootRun:
         self.timeout = timeout
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.runtime = None
+        self.writes = None  # the write log (vboard_writes.WriteLog), made with the runtime
         self.status = 0  # NOT_IDLE_STATUS after a halt or a timeout
 
     def run(self):
@@ -184,6 +186,8 @@ class BootRun:
         env.update(FOTA_RESET_CAUSE=str(cause), MICROPYPATH=".frozen:" + self.runtime)
         if self.power_cut(n):
             env["FOTA_POWER_CUT"] = str(args.power_cut_after_writes)
+        env.pop(vboard_writes.ENV, None)
+        env.update(self.write_log().env(self.power_cut(n)))
         heap = self.budget + EMULATION_HEAP
         try:
             cmd = runtimes.command(args.runtime)
@@ -208,6 +212,19 @@ class BootRun:
             "FOTA_CHIP": self.board.chip,
             "FOTA_RUNNING": slot,
         }
+
+    def write_parts(self):
+        """The partitions the write log names writes by: (label, type, subtype, offset, size,
+        flags) rows of the flash's partition table."""
+        flash, parts, _, _ = self.board.open_flash()
+        flash.close()
+        return parts
+
+    def write_log(self):
+        if self.writes is None:
+            out = getattr(self.args, "trace_writes", None)
+            self.writes = vboard_writes.WriteLog(self.write_parts(), self.runtime, out)
+        return self.writes
 
     def power_cut(self, n):
         """Does the power cut hit boot n?"""
@@ -258,6 +275,7 @@ class BootRun:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
+            self.write_log().collect(n)
         return self._ending(n, status, ready, errors, cut)
 
     def _runner_line(self, n, text):
@@ -302,13 +320,13 @@ class BootRun:
         tail = [line for line in errors if '"%s"' % RUNNER.stem not in line][-STDERR_TAIL:]
         if status == -signal.SIGKILL and cut:
             self._stderr_logs(n, errors)
-            self.emit(
-                {
-                    "event": "power_cut",
-                    "boot": n,
-                    "after_writes": self.args.power_cut_after_writes,
-                }
-            )
+            record = {
+                "event": "power_cut",
+                "boot": n,
+                "after_writes": self.args.power_cut_after_writes,
+            }
+            record.update(self.write_log().cut())  # what the cut hit: op, label, offset, size
+            self.emit(record)
             return PWRON_RESET
         if not ready:
             raise BoardBroken(

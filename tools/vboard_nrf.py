@@ -214,6 +214,11 @@ class NrfBootRun(vboard_boot.BootRun):
             "FOTA_CHIP": self.board.chip,
         }
 
+    def write_parts(self):
+        # the profile's [label, offset, size] rows, as the partition table's rows the log reads
+        return [(label, None, None, int(off, 16), int(size, 16), 0)
+                for label, off, size in self.board.profile["partitions"]]  # fmt: skip
+
     def bootloader(self, n, cause):
         """Run the emulated MCUboot; emit swap, revert or swap_failed, then boot."""
         board = self.board

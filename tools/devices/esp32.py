@@ -12,11 +12,27 @@
 # and are not part of the device API; firmware code is type-checked against the real stubs.
 # FOTA_POWER_CUT=K (virtual board): the K-th flash erase or program of this process is torn
 # half-way and the process dies, as in a power failure (espflash.Flash.cut_after).
+# FOTA_WRITE_TRACE=PATH (virtual board): every erase and program is appended to the binary write
+# log at PATH (espflash.Flash.trace; tools/vboard_writes.py reads it).
 
 import errno
 import os
 
 import espflash
+from micropython import const
+
+# ESP-IDF's values this module uses (espflash's, kept as private const()s there too: a
+# public name would cost the virtual board's heap an interned string)
+_ESP_ERR_INVALID_ARG = const(0x102)
+_ESP_ERR_INVALID_SIZE = const(0x104)
+_ESP_ERR_OTA_VALIDATE_FAILED = const(0x1503)
+_ESP_FAIL = const(-1)
+_OTA_IMG_NEW = const(0x0)
+_OTA_IMG_VALID = const(0x2)
+_SECTOR = const(4096)
+_SUBTYPE_FACTORY = const(0x00)
+_TYPE_APP = const(0x00)
+_TYPE_DATA = const(0x01)
 
 _board = None
 
@@ -27,6 +43,9 @@ class _Board:
         cut = os.getenv("FOTA_POWER_CUT")  # the virtual board's power cut: see espflash.Flash
         if cut:
             self.flash.cut_after = int(cut)
+        trace = os.getenv("FOTA_WRITE_TRACE")  # opened now: later the host's files are gone
+        if trace:
+            self.flash.trace = open(trace, "ab")
         self.chip_id = espflash.CHIP_IDS[chip]
         self.parts = espflash.partitions(self.flash)
         if running is None:
@@ -48,6 +67,8 @@ def attach(path, chip="esp32", running=None):
 def detach():
     global _board
     if _board is not None:
+        if _board.flash.trace is not None:
+            _board.flash.trace.close()
         _board.flash.close()
         _board = None
 
@@ -76,13 +97,13 @@ def _find_entry(parts, label, ptype=None):
 def _check_range(part, offset, size, erase):
     # esp_partition_read/write/erase_range argument checks, in ESP-IDF's order.
     if offset > part[4]:
-        raise espflash.esp_error(espflash.ESP_ERR_INVALID_ARG, "offset past the partition end")
+        raise espflash.esp_error(_ESP_ERR_INVALID_ARG, "offset past the partition end")
     if size > part[4] - offset:
-        raise espflash.esp_error(espflash.ESP_ERR_INVALID_SIZE, "range past the partition end")
-    if erase and size % espflash.SECTOR:
-        raise espflash.esp_error(espflash.ESP_ERR_INVALID_SIZE, "erase size not a multiple of 4096")
-    if erase and offset % espflash.SECTOR:
-        raise espflash.esp_error(espflash.ESP_ERR_INVALID_ARG, "erase offset not 4096-aligned")
+        raise espflash.esp_error(_ESP_ERR_INVALID_SIZE, "range past the partition end")
+    if erase and size % _SECTOR:
+        raise espflash.esp_error(_ESP_ERR_INVALID_SIZE, "erase size not a multiple of 4096")
+    if erase and offset % _SECTOR:
+        raise espflash.esp_error(_ESP_ERR_INVALID_ARG, "erase offset not 4096-aligned")
 
 
 class Partition:
@@ -102,12 +123,12 @@ class Partition:
             else:
                 raise ValueError()
         else:
-            part = _find_entry(board.parts, id, espflash.TYPE_APP)
+            part = _find_entry(board.parts, id, _TYPE_APP)
             if part is None:
-                part = _find_entry(board.parts, id, espflash.TYPE_DATA)
+                part = _find_entry(board.parts, id, _TYPE_DATA)
         if part is None:
             raise OSError(errno.ENOENT, "ENOENT")
-        if block_size <= 0 or block_size % espflash.SECTOR:
+        if block_size <= 0 or block_size % _SECTOR:
             raise ValueError("esp32 shim: block_size must be a multiple of 4096")
         self._part = part
         self._bs = block_size
@@ -173,29 +194,29 @@ class Partition:
         """esp_ota_set_boot_partition(): validate the image, then write the next otadata entry."""
         board = self._board
         part = self._part
-        if part[1] != espflash.TYPE_APP:
-            raise espflash.esp_error(espflash.ESP_ERR_INVALID_ARG, "not an app partition")
+        if part[1] != _TYPE_APP:
+            raise espflash.esp_error(_ESP_ERR_INVALID_ARG, "not an app partition")
         od, entries = espflash.read_otadata(board.flash, board.parts)
-        if part[2] == espflash.SUBTYPE_FACTORY:  # booting factory: erase otadata
-            board.flash.erase(od[3], 2 * espflash.SECTOR)
+        if part[2] == _SUBTYPE_FACTORY:  # booting factory: erase otadata
+            board.flash.erase(od[3], 2 * _SECTOR)
             return
         try:
             espflash.verify_image(board.flash, part[3], part[4], board.chip_id)
         except ValueError as exc:
-            raise espflash.esp_error(espflash.ESP_ERR_OTA_VALIDATE_FAILED, str(exc))
+            raise espflash.esp_error(_ESP_ERR_OTA_VALIDATE_FAILED, str(exc))
         slots = espflash.ota_slots(board.parts)
         n = len(slots)
         index = slots.index(part)
         active = espflash.select_entry(entries, False)
         if active < 0:
-            espflash.write_ota_entry(board.flash, od, 0, index + 1, espflash.OTA_IMG_NEW)
+            espflash.write_ota_entry(board.flash, od, 0, index + 1, _OTA_IMG_NEW)
             return
         seq = entries[active][0]
         i = 0
         while seq > (index + 1) % n + i * n:
             i += 1
         new_seq = (index + 1) % n + i * n
-        espflash.write_ota_entry(board.flash, od, 1 - active, new_seq, espflash.OTA_IMG_NEW)
+        espflash.write_ota_entry(board.flash, od, 1 - active, new_seq, _OTA_IMG_NEW)
 
     def get_next_update(self):
         board = self._board
@@ -215,7 +236,7 @@ class Partition:
         od, entries = espflash.read_otadata(board.flash, board.parts)
         active = espflash.select_entry(entries, False)
         if active < 0 or not espflash.ota_slots(board.parts):
-            raise espflash.esp_error(espflash.ESP_FAIL, "running firmware is factory")
+            raise espflash.esp_error(_ESP_FAIL, "running firmware is factory")
         seq, state, _ = entries[active]
-        if state != espflash.OTA_IMG_VALID:
-            espflash.write_ota_entry(board.flash, od, active, seq, espflash.OTA_IMG_VALID)
+        if state != _OTA_IMG_VALID:
+            espflash.write_ota_entry(board.flash, od, active, seq, _OTA_IMG_VALID)

@@ -13,55 +13,57 @@ import sys
 
 from micropython import const  # private const()s: no global, so no heap on MicroPython
 
-SECTOR = 4096
-PARTITION_TABLE_OFFSET = 0x8000
-PARTITION_TABLE_SIZE = 0xC00
+_SECTOR = const(4096)
+_PARTITION_TABLE_OFFSET = const(0x8000)
+_PARTITION_TABLE_SIZE = const(0xC00)
 
-TYPE_APP = 0x00
-TYPE_DATA = 0x01
-SUBTYPE_FACTORY = 0x00
-SUBTYPE_OTA_0 = 0x10
-SUBTYPE_DATA_OTA = 0x00
+_TYPE_APP = const(0x00)
+_TYPE_DATA = const(0x01)
+_SUBTYPE_FACTORY = const(0x00)
+_SUBTYPE_OTA_0 = const(0x10)
+_SUBTYPE_DATA_OTA = const(0x00)
 
 # esp_ota_img_states_t (the others, which only the bootloader sets, are in espidf.py)
-OTA_IMG_NEW = 0x0
-OTA_IMG_VALID = 0x2
-OTA_IMG_INVALID = 0x3
-OTA_IMG_ABORTED = 0x4
+_OTA_IMG_NEW = const(0x0)
+_OTA_IMG_VALID = const(0x2)
+_OTA_IMG_INVALID = const(0x3)
+_OTA_IMG_ABORTED = const(0x4)
 
 # esp_err_t values that the shim's partition and OTA operations raise (espidf.py adds the other
 # ones of these APIs to _ERR_NAMES).
-ESP_FAIL = -1
-ESP_ERR_INVALID_ARG = 0x102
-ESP_ERR_INVALID_SIZE = 0x104
-ESP_ERR_NOT_FOUND = 0x105
-ESP_ERR_OTA_VALIDATE_FAILED = 0x1503
+_ESP_FAIL = const(-1)
+_ESP_ERR_INVALID_ARG = const(0x102)
+_ESP_ERR_INVALID_SIZE = const(0x104)
+_ESP_ERR_NOT_FOUND = const(0x105)
+_ESP_ERR_OTA_VALIDATE_FAILED = const(0x1503)
 
 _ERR_NAMES = {
-    ESP_FAIL: "ESP_FAIL",
-    ESP_ERR_INVALID_ARG: "ESP_ERR_INVALID_ARG",
-    ESP_ERR_INVALID_SIZE: "ESP_ERR_INVALID_SIZE",
-    ESP_ERR_NOT_FOUND: "ESP_ERR_NOT_FOUND",
-    ESP_ERR_OTA_VALIDATE_FAILED: "ESP_ERR_OTA_VALIDATE_FAILED",
+    _ESP_FAIL: "ESP_FAIL",
+    _ESP_ERR_INVALID_ARG: "ESP_ERR_INVALID_ARG",
+    _ESP_ERR_INVALID_SIZE: "ESP_ERR_INVALID_SIZE",
+    _ESP_ERR_NOT_FOUND: "ESP_ERR_NOT_FOUND",
+    _ESP_ERR_OTA_VALIDATE_FAILED: "ESP_ERR_OTA_VALIDATE_FAILED",
 }
 
 # Chip ids of esp_image_header_t.chip_id.
 CHIP_IDS = {"esp32": 0, "esp32s2": 2, "esp32c3": 5, "esp32s3": 9, "esp32c2": 12, "esp32c6": 13}
 
-IMAGE_MAGIC = 0xE9
-_IMAGE_HEADER = "<BBBBIBBBBHBHH4sB"  # 24 bytes: common header + extended header
-_IMAGE_HEADER_LEN = 24
+_IMAGE_MAGIC = const(0xE9)
+_IMAGE_HEADER = const("<BBBBIBBBBHBHH4sB")  # 24 bytes: common header + extended header
+_IMAGE_HEADER_LEN = const(24)
 _MAX_SEGMENTS = const(16)
-_CHECKSUM_SEED = 0xEF
+_CHECKSUM_SEED = const(0xEF)
 
-_ENTRY = "<HBBII16sI"
-_ENTRY_MAGIC = 0x50AA
-_MD5_MAGIC = 0xEBEB
+_ENTRY = const("<HBBII16sI")
+_ENTRY_MAGIC = const(0x50AA)
+_MD5_MAGIC = const(0xEBEB)
 _OTA_ENTRY = const("<I20sII")
 
 # Flash's scratch buffers: sector-sized work goes through them in pieces, so that the emulated
 # chip keeps only 512 bytes of buffers on the heap (a syscall more per piece costs nothing here).
 _CHUNK = const(256)
+# One record of the write log (Flash.trace): operation (1 erase, 2 program), address, size.
+_TRACE_RECORD = const("<III")
 
 
 def esp_error(code, detail=None):
@@ -84,7 +86,7 @@ def partitions(flash):
     """
     entries = []
     md5 = hashlib.md5()
-    for pos in range(PARTITION_TABLE_OFFSET, PARTITION_TABLE_OFFSET + PARTITION_TABLE_SIZE, 32):
+    for pos in range(_PARTITION_TABLE_OFFSET, _PARTITION_TABLE_OFFSET + _PARTITION_TABLE_SIZE, 32):
         row = flash.read(pos, 32)
         if len(row) < 32:
             break
@@ -106,9 +108,9 @@ def partitions(flash):
 def ota_slots(parts):
     """The OTA app partitions ordered by subtype (ota_0, ota_1, ...), in table order within one."""
     slots = []
-    for subtype in range(SUBTYPE_OTA_0, SUBTYPE_OTA_0 + 16):
+    for subtype in range(_SUBTYPE_OTA_0, _SUBTYPE_OTA_0 + 16):
         for p in parts:
-            if p[1] == TYPE_APP and p[2] == subtype:
+            if p[1] == _TYPE_APP and p[2] == subtype:
                 slots.append(p)
     return slots
 
@@ -120,7 +122,7 @@ def boot_slot(parts, entries, bootloader=True):
     if active >= 0 and slots:
         return slots[(entries[active][0] - 1) % len(slots)]
     for p in parts:
-        if p[1] == TYPE_APP and p[2] == SUBTYPE_FACTORY:
+        if p[1] == _TYPE_APP and p[2] == _SUBTYPE_FACTORY:
             return p
     return slots[0]
 
@@ -153,7 +155,7 @@ def select_entry(entries, bootloader=True):
     best = -1
     for i in (0, 1):
         seq, state, valid = entries[i]
-        if not valid or (bootloader and state in (OTA_IMG_INVALID, OTA_IMG_ABORTED)):
+        if not valid or (bootloader and state in (_OTA_IMG_INVALID, _OTA_IMG_ABORTED)):
             continue
         if best < 0 or seq > entries[best][0]:
             best = i
@@ -163,16 +165,16 @@ def select_entry(entries, bootloader=True):
 def read_otadata(flash, parts):
     """(otadata partition entry, its two (seq, state, valid) entries)."""
     for od in parts:
-        if od[1] == TYPE_DATA and od[2] == SUBTYPE_DATA_OTA:
+        if od[1] == _TYPE_DATA and od[2] == _SUBTYPE_DATA_OTA:
             first = parse_ota_entry(flash.read(od[3], 32))
-            return od, [first, parse_ota_entry(flash.read(od[3] + SECTOR, 32))]
-    raise esp_error(ESP_ERR_NOT_FOUND, "no otadata partition")
+            return od, [first, parse_ota_entry(flash.read(od[3] + _SECTOR, 32))]
+    raise esp_error(_ESP_ERR_NOT_FOUND, "no otadata partition")
 
 
 def write_ota_entry(flash, od, sector, seq, state):
     """rewrite_ota_seq(): erase one otadata sector and write its entry."""
-    flash.erase(od[3] + sector * SECTOR, SECTOR)
-    flash.write(od[3] + sector * SECTOR, pack_ota_entry(seq, state))
+    flash.erase(od[3] + sector * _SECTOR, _SECTOR)
+    flash.write(od[3] + sector * _SECTOR, pack_ota_entry(seq, state))
 
 
 # --- app images --------------------------------------------------------------------------------
@@ -187,7 +189,7 @@ def verify_image(flash, addr, limit, chip_id):
     """
     fields = struct.unpack(_IMAGE_HEADER, flash.read(addr, _IMAGE_HEADER_LEN))
     magic, nseg, chip, hash_appended = fields[0], fields[1], fields[9], fields[14]
-    if magic != IMAGE_MAGIC:
+    if magic != _IMAGE_MAGIC:
         raise ValueError("bad image magic 0x%02x" % magic)
     if nseg == 0 or nseg > _MAX_SEGMENTS:
         raise ValueError("bad segment count %d" % nseg)
@@ -251,6 +253,12 @@ class Flash:
         # non-zero, counts down at every erase and every program; the operation that brings it to
         # zero lands only half-way and the process dies at once. 0: off.
         self.cut_after = 0
+        # Write log (the virtual board's FOTA_WRITE_TRACE, opened by the esp32 shim): a binary
+        # file with one record per erase and per program (_TRACE_RECORD: 1 erase / 2 program,
+        # address, size), written before the operation, so that the last record of a boot the
+        # power cut ended is the operation it hit. None: off.
+        self.trace = None
+        self._record = bytearray(12)
         # MicroPython's unix files are unbuffered and its flush() is an fsync (150 us a call),
         # so only CPython's buffered files are flushed, for other handles on the same file.
         self._f = open(path, "r+b")
@@ -262,7 +270,7 @@ class Flash:
         self.scratch = bytearray(_CHUNK)
         # Erases per sector since this object was opened (saturating at 255): tests read it to
         # prove that each block was erased once.
-        self.erase_counts = bytearray(self.size // SECTOR)
+        self.erase_counts = bytearray(self.size // _SECTOR)
 
     def close(self):
         self._f.close()
@@ -278,8 +286,10 @@ class Flash:
     def erase(self, addr, size, fill=True):
         """Erase whole sectors. fill=False: the caller overwrites the whole range at once (the
         simple writeblocks form), so the 0xFF bytes need not reach the file first."""
-        if addr % SECTOR or size % SECTOR or addr + size > self.size:
-            raise esp_error(ESP_ERR_INVALID_ARG, "erase not sector-aligned")
+        if addr % _SECTOR or size % _SECTOR or addr + size > self.size:
+            raise esp_error(_ESP_ERR_INVALID_ARG, "erase not sector-aligned")
+        if self.trace is not None:
+            self._log(1, addr, size)
         if self.cut_after:
             self.cut_after -= 1
             if not self.cut_after:
@@ -290,7 +300,7 @@ class Flash:
             for _ in range(size // _CHUNK):
                 f.write(self._erased)
         counts = self.erase_counts
-        for i in range(addr // SECTOR, (addr + size) // SECTOR):
+        for i in range(addr // _SECTOR, (addr + size) // _SECTOR):
             if counts[i] < 255:
                 counts[i] += 1
         if self._flush:
@@ -308,7 +318,7 @@ class Flash:
         """Program buf at addr. erased=True: the caller has just erased the range (no check)."""
         n = len(buf)
         if addr + n > self.size:
-            raise esp_error(ESP_ERR_INVALID_SIZE, "write past the end of the flash")
+            raise esp_error(_ESP_ERR_INVALID_SIZE, "write past the end of the flash")
         f = self._f
         old = self.scratch
         done = n if erased else 0
@@ -318,8 +328,10 @@ class Flash:
             f.readinto(old)
             for i in range(k):
                 if old[i] & buf[done + i] != buf[done + i]:
-                    raise esp_error(ESP_FAIL, "write to non-erased flash")
+                    raise esp_error(_ESP_FAIL, "write to non-erased flash")
             done += k
+        if self.trace is not None:
+            self._log(2, addr, n)
         if self.cut_after:
             self.cut_after -= 1
             if not self.cut_after:
@@ -328,6 +340,13 @@ class Flash:
         f.write(buf)
         if self._flush:
             f.flush()
+
+    def _log(self, op, addr, n):
+        # one record, from the preallocated buffer: the log costs the board's heap nothing
+        struct.pack_into(_TRACE_RECORD, self._record, 0, op, addr, n)
+        self.trace.write(self._record)
+        if self._flush:
+            self.trace.flush()
 
     def _cut(self, addr, data, erased=False, size=0):
         """The operation the power cut hits: its first half reaches the flash, then power_cut().

@@ -26,7 +26,7 @@ def soft_reset():
     raise SystemExit(RESET_EXIT_STATUS)
 
 
-def deepsleep(time_ms=0):
+def deepsleep(*args):  # (time_ms)
     """Deep sleep ends the program; the virtual board boots again at once (time is not waited)."""
     raise SystemExit(DEEPSLEEP_EXIT_STATUS)
 
@@ -43,10 +43,11 @@ def unique_id():
     return bytes(int(uid[i : i + 2], 16) for i in range(0, 12, 2))
 
 
-def freq(hz=None):
+def freq(*args):  # (hz): optional arguments as *args, no name on the board's heap
     global _freq
-    if hz is None:
+    if not args:
         return _freq
+    hz = args[0]
     if hz not in (20000000, 40000000, 80000000, 160000000, 240000000):
         raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
     _freq = hz

@@ -15,73 +15,73 @@ STAT_GOT_IP = 1010
 STAT_NO_AP_FOUND = 201
 STAT_WRONG_PASSWORD = 202
 
-_link = [os.getenv("FOTA_WIFI") != "down"]
+# [the access point reachable, {interface id: WLAN}]; a WLAN's state is one list, [id, active,
+# status, ssid]; optional arguments come as *args: every name here is an interned string on the
+# virtual board's heap, where a board has this module in C
+_net = [os.getenv("FOTA_WIFI") != "down", {}]
 
 
 def set_link(up):
     """Host control, not device API: make the access point reachable or not."""
-    _link[0] = bool(up)
-
-
-def hostname(name=None):
-    return "fota-host" if name is None else None
+    _net[0] = bool(up)
 
 
 class WLAN:
-    _instances = {}
-
-    def __new__(cls, interface_id=STA_IF):
+    def __new__(cls, *args):  # (interface id=STA_IF)
         # The device returns the same interface object for the same id.
+        interface_id = args[0] if args else STA_IF
         if interface_id not in (STA_IF, AP_IF):
             raise ValueError("invalid WLAN interface identifier")
-        obj = WLAN._instances.get(interface_id)
+        obj = _net[1].get(interface_id)
         if obj is None:
             obj = object.__new__(cls)
-            obj._if = interface_id
-            obj._active = False
-            obj._status = STAT_IDLE
-            obj._ssid = None
-            WLAN._instances[interface_id] = obj
+            obj._s = [interface_id, False, STAT_IDLE, None]
+            _net[1][interface_id] = obj
         return obj
 
-    def __init__(self, interface_id=STA_IF):
+    def __init__(self, *args):
         pass
 
-    def active(self, is_active=None):
-        if is_active is None:
-            return self._active
-        self._active = bool(is_active)
-        if not self._active:
-            self._status = STAT_IDLE
+    def active(self, *args):  # (is_active)
+        s = self._s
+        if not args:
+            return s[1]
+        s[1] = bool(args[0])
+        if not s[1]:
+            s[2] = STAT_IDLE
         return None
 
-    def connect(self, ssid=None, key=None, bssid=None):
-        if not self._active:
+    def connect(self, *args):  # (ssid, key, bssid)
+        s = self._s
+        if not s[1]:
             raise OSError("Wifi Not Started")
-        self._ssid = ssid
-        self._status = STAT_GOT_IP if _link[0] else STAT_NO_AP_FOUND
+        s[3] = args[0] if args else None
+        s[2] = STAT_GOT_IP if _net[0] else STAT_NO_AP_FOUND
 
     def disconnect(self):
-        self._status = STAT_IDLE
+        self._s[2] = STAT_IDLE
 
     def isconnected(self):
-        return self._active and self._status == STAT_GOT_IP and _link[0]
+        s = self._s
+        return s[1] and s[2] == STAT_GOT_IP and _net[0]
 
-    def status(self, param=None):
-        if param == "rssi":
+    def status(self, *args):  # (param)
+        if args and args[0] == "rssi":
             return -50
-        if self._status == STAT_GOT_IP and not _link[0]:
+        status = self._s[2]
+        if status == STAT_GOT_IP and not _net[0]:
             return STAT_IDLE
-        return self._status
+        return status
 
     def ifconfig(self):
         if not self.isconnected():
             return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
         return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
 
-    def config(self, param):
+    def config(self, *args):  # (param)
+        param = args[0] if args else None
         if param == "mac":
             return b"\xa0\xb1\xc2\xd3\xe4\xf5"
         if param == "ssid":
-            return self._ssid or ""
+            return self._s[3] or ""
         raise ValueError("unknown config param")

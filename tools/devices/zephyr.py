@@ -20,9 +20,12 @@
 # FOTA_FLASH (the flash file) and FOTA_BOARD (the board.json whose "partitions" rows
 # [label, offset, size] are the devicetree's fixed partitions; ids follow the rows' order).
 # FOTA_POWER_CUT=K: the K-th erase or program of this process lands half-way and the process
-# dies, as in a power failure (the esp32 stand-in does the same).
+# dies, as in a power failure (the esp32 stand-in does the same). FOTA_WRITE_TRACE=PATH: every
+# erase and program is appended to the binary write log at PATH before it runs, in the esp32
+# stand-in's record format (tools/vboard_writes.py reads it).
 
 import os
+import struct
 import sys
 
 _EINVAL = 22
@@ -46,6 +49,8 @@ class _Flash:
         self._f.seek(0, 2)
         self.size = self._f.tell()
         self.cut_after = 0  # FOTA_POWER_CUT: counts down per erase and program; 0: off
+        self.trace = None  # FOTA_WRITE_TRACE: the write log's file, or None
+        self._record = bytearray(12)  # one record: op (1 erase, 2 program), address, size
         self._erased = bytearray(b"\xff" * _CHUNK)
         self._old = bytearray(_CHUNK)
 
@@ -96,6 +101,11 @@ class _Flash:
         return buf if out is None else out
 
     def _tick(self, addr, data, size):
+        if self.trace is not None:  # from a preallocated record: the log costs no heap
+            struct.pack_into("<III", self._record, 0, 1 if data is None else 2, addr, size)
+            self.trace.write(self._record)
+            if _FLUSH:
+                self.trace.flush()
         if not self.cut_after:
             return
         self.cut_after -= 1
@@ -129,6 +139,9 @@ def attach(path, partitions):
         from espflash import power_cut as _power_cut
 
         _flash.cut_after = int(cut)
+    trace = os.getenv("FOTA_WRITE_TRACE")  # opened now, as the power cut's import above
+    if trace:
+        _flash.trace = open(trace, "ab")
     FlashArea.areas.clear()
     for i, (label, off, size) in enumerate(partitions):
         off = int(off, 16) if isinstance(off, str) else off
@@ -140,6 +153,8 @@ def attach(path, partitions):
 def detach():
     global _flash
     if _flash is not None:
+        if _flash.trace is not None:
+            _flash.trace.close()
         _flash.close()
         _flash = None
     del _parts[:]

@@ -28,19 +28,20 @@ import esp32
 import machine  # noqa: F401  (loaded now: a built-in module on a board)
 import network  # noqa: F401
 import vfs
+from micropython import const
 
 try:
     import ssl  # noqa: F401  (frozen on a board; tools/runtime_shims gives it to builds lacking it)
 except ImportError:
     pass
 
-_INITIAL_BOOT_PY = """\
+_INITIAL_BOOT_PY = const("""\
 # This file is executed on every boot (including wake-boot from deepsleep)
 #import esp
 #esp.osdebug(None)
 #import webrepl
 #webrepl.start()
-"""
+""")
 
 
 def _mount():

@@ -27,18 +27,19 @@ def after_boot(updater, running_version, confirm, healthy=None):
             updater._event("unhealthy", {"version": running_version})
             return "unhealthy"
         confirm()
-        updater.store.update(pending=None)
+        updater._owe("succeeded", job, running_version, send=False, pending=None)
         updater._event("confirmed", {"version": running_version})
-        updater._owe("succeeded", job, running_version)
+        updater.flush()
         return "confirmed"
     if pending.get("activated"):
         error = errors.OTAError(
             errors.ROLLBACK,
             "the bootloader rolled back to %s: %s did not confirm" % (running_version, target),
         )
-        updater.store.update(pending=None, skip=pending.get("key"))
+        updater._owe("failed", job, error=error, stage="upgrade", send=False, pending=None,
+                     skip=pending.get("key"))  # fmt: skip
         updater._event("rolled_back", {"version": running_version, "target": target})
-        updater._owe("failed", job, error=error, stage="upgrade")
+        updater.flush()
         return "rolled_back"
     # A download was cut (power cut, crash): the next check resumes it from the journal.
     updater.flush()

@@ -42,16 +42,21 @@ class Updater:
 
     # -- reports the cloud must get exactly once
 
-    def _owe(self, result, job, version=None, error=None, stage=None):
+    def _owe(self, result, job, version=None, error=None, stage=None, send=True, **changes):
+        """Record the outcome the cloud is owed, with the other state `changes` in the same
+        write (a power cut between two writes would drop the update in flight and lose its
+        report), then send it unless send=False (the caller flushes)."""
         if job is None:  # a manual update (fota.ota.update): no cloud task to report to
+            if changes:
+                self.store.update(**changes)
             return True
         outcome = {"result": result, "job": job, "version": version}
         if error is not None:
             outcome["reason"] = error.reason
             outcome["message"] = error.message
             outcome["stage"] = stage
-        self.store.update(outcome=outcome)
-        return self.flush()
+        self.store.update(outcome=outcome, **changes)
+        return self.flush() if send else False
 
     def flush(self):
         """Send the outcome the cloud is owed, if any. -> True when nothing is owed any more."""
@@ -162,9 +167,9 @@ class Updater:
             return self._fail(offer, error, "download")
         self._event("verified", {"version": version, "size": offer.size})
         if not offer.reboot:  # installed (e.g. handed to an attached MCU): done, no reboot
-            self.store.update(pending=None)
+            self._owe("succeeded", offer.job, version, send=False, pending=None)
             self._event("installed", {"version": version, "module": offer.module})
-            self._owe("succeeded", offer.job, version)
+            self.flush()
             return "installed"
         pending["activated"] = True
         pending["target"] = version
@@ -181,14 +186,13 @@ class Updater:
         self._event(
             "failed", {"reason": error.reason, "error": error.message, "retryable": error.retryable}
         )
-        changes = {"pending": None}
+        changes = {"pending": None}  # type: dict
         if error.reason in _GIVE_UP:
             # the offer itself is wrong (a digest, a version, a size, a malformed answer): the
             # same offer would fail the same way. Anything else may heal (a certificate, a
             # server, the flash, the memory, the config after a fix): tried at the next poll.
             changes["skip"] = offer.key()
-        self.store.update(**changes)
-        self._owe("failed", offer.job, error=error, stage=stage)
+        self._owe("failed", offer.job, error=error, stage=stage, **changes)
         return "failed"
 
     # -- after a reboot

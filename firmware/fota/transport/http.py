@@ -280,7 +280,7 @@ class Client:
                 if hops == self.max_redirects:
                     break
                 hops += 1
-                from fota.transport.redirect import follow
+                from fota.transport.url import follow
 
                 method, url, headers, body, ctype = follow(resp, method, url, headers, body, ctype)
         except MemoryError:
