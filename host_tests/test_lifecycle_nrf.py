@@ -8,11 +8,13 @@ new image that dies before confirming (MCUboot reverts it, the failure is report
 in the middle of the download and one in the swap request (both resumed); no update (idle).
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import vboard_writes
 from test_lifecycle import CLOUDS, SECTIONS, Board, _done, _failure_reports, _kinds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,3 +133,52 @@ def test_nrf_no_update_goes_idle(tmp_path, cloud):
     assert [r["endpoint"] for r in board.log()] == expected
     primary = _primary(board)
     assert primary["version"] == "1.0.0" and board.inspect()["slots"][1]["blank"]
+
+
+def _trailer_writes(board, boot, label, log):
+    """The write numbers K of boot `boot` that went to the last page of `label` (MCUboot's
+    trailer there), from the board's write log of a run without a cut."""
+    profile = json.loads((board.dir / "board.json").read_text())
+    size = {p[0]: int(p[2], 16) for p in profile["partitions"]}[label]
+    return [
+        w["write"]
+        for w in vboard_writes.read(log)
+        if w["boot"] == boot and w["label"] == label and w["offset"] >= size - 4096
+    ]
+
+
+def test_nrf_power_cut_in_the_swap_request_or_the_confirmation_ends_consistently(tmp_path):
+    # Count a clean run's writes (the write log), then cut each write of the swap request (the
+    # end of image-1, boot 1) and of the confirmation (image_ok at the end of image-0, boot 2),
+    # each on a fresh board.
+    clean = _nrf_board(tmp_path / "clean", "onenet")
+    clean.publish()
+    log = tmp_path / "writes.log"
+    clean.boot("--trace-writes", str(log))
+    cuts = [(1, k) for k in _trailer_writes(clean, 1, "image-1", log)]
+    cuts += [(2, k) for k in _trailer_writes(clean, 2, "image-0", log)]
+    assert len([c for c in cuts if c[0] == 1]) >= 2 and [c for c in cuts if c[0] == 2], cuts
+    for boot, k in cuts:
+        board = _nrf_board(tmp_path / ("cut-%d-%d" % (boot, k)), "onenet")
+        board.publish()
+        events = board.boot("--power-cut-after-writes", str(k), "--power-cut-boot", str(boot))
+        kinds = _kinds(events)
+        cut = [e for e in events if e["event"] == "power_cut"]
+        assert cut and cut[0]["label"] == ("image-1" if boot == 1 else "image-0"), (k, cut)
+        assert kinds[-1] == "idle", (boot, k, kinds)
+        primary = _primary(board)
+        assert primary["sha256_ok"], (boot, k, primary)
+        if boot == 1:
+            # a torn request is not a request: the check after the reboot writes it again
+            assert primary["version"] == "2.0.0" and "confirmed" in kinds, (k, kinds)
+            assert primary["trailer"]["image_ok"] == "set"
+            assert _done("onenet", board.state())
+        else:
+            # a torn image_ok either took (2.0.0 stays, success reported) or did not (MCUboot
+            # swaps back, the failure is reported): never both, never neither
+            reports = [r["json"] for r in board.log() if r["endpoint"] == "progress"]
+            steps = [r.get("step") for r in reports if isinstance(r, dict)]
+            if primary["version"] == "2.0.0":
+                assert _done("onenet", board.state()) and 206 not in steps, (k, steps)
+            else:
+                assert "revert" in kinds and 206 in steps, (k, kinds, steps)
