@@ -5,7 +5,8 @@ zephyr port), the emulated MCUboot between boots and the cloud emulators of netf
 MCUboot image (imgtool) is downloaded into image-1, checked, a test swap requested, and the new
 image confirms itself after the swap. The stories of the ESP32 lifecycle: update and confirm; a
 new image that dies before confirming (MCUboot reverts it, the failure is reported); a power cut
-in the middle of the download and one in the swap request (both resumed); no update (idle).
+in the middle of the download, and at each write of the swap request and of the confirmation
+(found with the board's write log); no update (idle); make demo on the board.
 """
 
 import json
