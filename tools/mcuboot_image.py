@@ -67,6 +67,13 @@ class Image:
         major, minor, revision, build = self.version
         return "%d.%d.%d+%d" % (major, minor, revision, build)
 
+    @property
+    def agent_version(self):
+        """The version as the agent reads ih_ver (fota.slots.mcubootcheck) and reports it:
+        major.minor.revision, +build only when it is not 0."""
+        major, minor, revision, build = self.version
+        return "%d.%d.%d" % (major, minor, revision) + ("+%d" % build if build else "")
+
     def tlv(self, kind):
         """The value of the first TLV of type `kind`, or None."""
         for tlv_type, value, _ in self.tlvs:

@@ -49,15 +49,8 @@ def metadata(path, chip=None, version=None):
         raise ReleaseError(
             "%s: the app descriptor says %s, not %s" % (path, info["version"], version)
         )
-    if info["length"] != len(data):
-        # Trailing bytes would be downloaded and hashed too: the cloud must know the file.
-        trailing = len(data) - info["length"]
-        print("release: note: %d bytes follow the image in %s" % (trailing, path), file=sys.stderr)
     return {
-        "file": Path(path).name,
-        "size": len(data),
-        "md5": hashlib.md5(data).hexdigest(),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        **_file(path, data, info["length"]),
         "version": info["version"],
         "project": info["project"],
         "idf_version": info["idf_version"],
@@ -70,6 +63,21 @@ def metadata(path, chip=None, version=None):
     }
 
 
+def _file(path, data, end):
+    """What the cloud needs of the whole file (the device downloads and hashes all of it);
+    a note on stderr when bytes follow the image's `end` (they would go along: a padded slot
+    image's trailer, say)."""
+    if end != len(data):
+        trailing = len(data) - end
+        print("release: note: %d bytes follow the image in %s" % (trailing, path), file=sys.stderr)
+    return {
+        "file": Path(path).name,
+        "size": len(data),
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
 def _mcuboot(path, data, chip, version):
     try:
         image = mcuboot_image.check(data)
@@ -77,18 +85,11 @@ def _mcuboot(path, data, chip, version):
         raise ReleaseError("%s: invalid MCUboot image: %s" % (path, exc)) from None
     if chip is not None:
         raise ReleaseError("%s: is an MCUboot image, which names no chip (--chip)" % path)
-    major, minor, revision, build = image.version
-    text = "%d.%d.%d" % (major, minor, revision) + ("+%d" % build if build else "")
+    text = image.agent_version
     if version is not None and text != version:
         raise ReleaseError("%s: the MCUboot header says %s, not %s" % (path, text, version))
-    if image.end != len(data):
-        trailing = len(data) - image.end  # a padded slot image: its trailer would go along
-        print("release: note: %d bytes follow the image in %s" % (trailing, path), file=sys.stderr)
     return {
-        "file": Path(path).name,
-        "size": len(data),
-        "md5": hashlib.md5(data).hexdigest(),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        **_file(path, data, image.end),
         "version": text,
         "format": "mcuboot",
         "header_size": image.header_size,

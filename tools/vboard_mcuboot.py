@@ -125,13 +125,6 @@ def _write_trailer(slot, align, kind, image_ok, swap_size):
 # --- images --------------------------------------------------------------------------------------
 
 
-def version_text(image):
-    """ "1.2.3", or "1.2.3+7" with a build number: the image's ih_ver."""
-    major, minor, revision, build = image.version
-    text = "%d.%d.%d" % (major, minor, revision)
-    return text + ("+%d" % build if build else "")
-
-
 def check_image(slot, key=None):
     """(Image, None) when the slot holds a bootable image, else (None or Image, reason);
     reason "no image" when its header is erased."""
@@ -160,7 +153,7 @@ def describe(slot, key=None):
         out.update(version=None, valid=False)
     else:
         out.update(
-            version=version_text(image),
+            version=image.agent_version,
             valid=error is None,
             image_size=image.end,
             sha256=image.sha256.hex(),
@@ -224,7 +217,7 @@ def boot(flash_path, profile, key=None):
     unconfirmed = swap_type(read_trailer(pri, layout.align), erased) == SWAP_REVERT
     return {
         "events": events,
-        "version": version_text(image),
+        "version": image.agent_version,
         "state": "unconfirmed" if unconfirmed else "confirmed",
     }
 
@@ -234,8 +227,8 @@ def _swap(layout, pri, sec, st_s, kind, key):
     name = SWAP_NAMES[kind]
     old, _ = check_image(pri, key)
     new, error = check_image(sec, key)
-    old_version = version_text(old) if old is not None else None
-    new_version = version_text(new) if new is not None else None
+    old_version = old.agent_version if old is not None else None
+    new_version = new.agent_version if new is not None else None
     if error is not None:
         tail = len(sec) - layout.trailer_sectors * layout.page
         if error == "no image":  # only the trailer goes (swap_scramble_trailer_sectors)

@@ -85,7 +85,7 @@ def cmd_create(args):
         (out / stale).unlink(missing_ok=True)
     if public is not None:
         (out / KEY_FILE).write_bytes(public)
-    version = vboard_mcuboot.version_text(mcuboot_image.parse(image))
+    version = mcuboot_image.parse(image).agent_version
     NrfBoard(out).save_state(running=vboard_mcuboot.PRIMARY, version=version, boots=0)
     print(
         "vboard: %s: %s board (%s), %s holds %s%s, %d files in storage"
@@ -142,8 +142,7 @@ def _factory_image(args, profile, layout):
             raise VBoardError(str(exc)) from None
         if wanted != image.version:
             raise VBoardError(
-                "%s is version %s, not --version %s"
-                % (where, vboard_mcuboot.version_text(image), args.version)
+                "%s is version %s, not --version %s" % (where, image.agent_version, args.version)
             )
     if image.end > layout.max_image:
         raise VBoardError(

@@ -71,11 +71,9 @@ def descriptor_version(data):
     if len(data) < 4 or int.from_bytes(data[:4], "little") != mcuboot_image.IMAGE_MAGIC:
         return None
     try:
-        major, minor, revision, build = mcuboot_image.parse(data).version
+        return mcuboot_image.parse(data).agent_version
     except mcuboot_image.ImageError:
         return None
-    text = "%d.%d.%d" % (major, minor, revision)
-    return text + "+%d" % build if build else text
 
 
 class Fault:
