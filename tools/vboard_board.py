@@ -100,6 +100,30 @@ def entry_state(parts, entries, part):
 # --- create --------------------------------------------------------------------------------------
 
 
+def new_folder(args):
+    """The folder `create` makes a board in: refused when it holds one, unless --force."""
+    out = Path(args.dir)
+    if out.exists() and not out.is_dir():
+        raise VBoardError("%s exists and is not a directory" % out)
+    if (out / "flash.bin").exists() or (out / "board.json").exists():
+        if not args.force:
+            raise VBoardError("%s already holds a board (--force replaces it)" % out)
+    return out
+
+
+def fs_image(profile, args):
+    """(offset, LittleFS image, number of files) of the board's file system partition: the
+    agent, --config as ota.json, the profile as board.json and the --put files."""
+    try:
+        config = fsimage.read_config(args.config)
+        puts = [fsimage.parse_put(p) for p in args.put]
+        offset, size = boards.partition(profile, boards.fs_label(profile))
+        files = fsimage.board_files(profile, config, puts)
+        return offset, fsimage.build(size, files), len(files)
+    except fsimage.FsImageError as exc:
+        raise VBoardError(str(exc)) from None
+
+
 def cmd_create(args):
     try:
         profile = boards.load(args.board)
@@ -132,20 +156,8 @@ def cmd_create(args):
     slot = espidf.ota_slots(espidf.profile_entries(profile))[0]
     if len(app) > slot[4]:
         raise VBoardError("the image (%d bytes) does not fit %s" % (len(app), slot[0]))
-    out = Path(args.dir)
-    if out.exists() and not out.is_dir():
-        raise VBoardError("%s exists and is not a directory" % out)
-    if (out / "flash.bin").exists() or (out / "board.json").exists():
-        if not args.force:
-            raise VBoardError("%s already holds a board (--force replaces it)" % out)
-    try:
-        config = fsimage.read_config(args.config)
-        puts = [fsimage.parse_put(p) for p in args.put]
-        vfs_offset, vfs_size = boards.partition(profile, boards.VFS_LABEL)
-        files = fsimage.board_files(profile, config, puts)
-        image = fsimage.build(vfs_size, files)
-    except fsimage.FsImageError as exc:
-        raise VBoardError(str(exc)) from None
+    out = new_folder(args)
+    vfs_offset, image, count = fs_image(profile, args)
 
     # Every check passed: now write, the flash through a temporary name.
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +177,7 @@ def cmd_create(args):
     Board(out).save_state(running=slot[0], version=version, boots=0)
     print(
         "vboard: %s: %s board (%s), %s holds %s, %d files in vfs"
-        % (out, profile["name"], profile["chip"], slot[0], version, len(files))
+        % (out, profile["name"], profile["chip"], slot[0], version, count)
     )
     return 0
 

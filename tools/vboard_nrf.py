@@ -19,7 +19,7 @@ import mcuboot_image
 import mcuimage
 import vboard_boot
 import vboard_mcuboot
-from vboard_board import DEVICES, Board, BoardBroken, VBoardError
+from vboard_board import DEVICES, Board, BoardBroken, VBoardError, fs_image, new_folder
 
 import boards
 
@@ -54,28 +54,16 @@ def cmd_create(args):
     except boards.BoardError as exc:
         raise VBoardError(str(exc)) from None
     layout = vboard_mcuboot.Layout(profile)
-    out = Path(args.dir)
-    if out.exists() and not out.is_dir():
-        raise VBoardError("%s exists and is not a directory" % out)
-    if (out / "flash.bin").exists() or (out / "board.json").exists():
-        if not args.force:
-            raise VBoardError("%s already holds a board (--force replaces it)" % out)
+    out = new_folder(args)
     public = _public_key(args.key) if args.key else None
     image = _factory_image(args, profile, layout)
-    try:
-        config = fsimage.read_config(args.config)
-        puts = [fsimage.parse_put(p) for p in args.put]
-        fs_offset, fs_size = boards.partition(profile, boards.STORAGE_LABEL)
-        files = fsimage.board_files(profile, config, puts)
-        fs = fsimage.build(fs_size, files)
-    except fsimage.FsImageError as exc:
-        raise VBoardError(str(exc)) from None
+    fs_offset, fs, count = fs_image(profile, args)
 
     # Every check passed: now write, the flash through a temporary name.
     flash = bytearray(b"\xff" * int(profile["flash_size"], 16))
     offset, _ = layout.primary
     flash[offset : offset + len(image)] = image
-    flash[fs_offset : fs_offset + fs_size] = fs
+    flash[fs_offset : fs_offset + len(fs)] = fs
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "flash.bin.tmp"
     tmp.write_bytes(flash)
@@ -90,7 +78,7 @@ def cmd_create(args):
     print(
         "vboard: %s: %s board (%s), %s holds %s%s, %d files in storage"
         % (out, profile["name"], profile["chip"], vboard_mcuboot.PRIMARY, version,
-           " (signed)" if public else "", len(files))
+           " (signed)" if public else "", count)
     )  # fmt: skip
     return 0
 
